@@ -1,0 +1,68 @@
+import { z } from "zod";
+import { microDollarsSchema } from "../money/micro-dollars.js";
+import type { MicroDollars } from "../money/micro-dollars.js";
+import { parseInput } from "../validation/parse-input.js";
+
+/** Prices in micro-dollars per million tokens: $2.50 per 1M input tokens is `input: 2_500_000`. */
+export interface ModelPrice {
+  input: MicroDollars;
+  output: MicroDollars;
+  /** For input tokens the upstream served from its prompt cache; defaults to `input`. */
+  cachedInput?: MicroDollars;
+}
+
+export const modelPriceSchema = z.strictObject({
+  input: microDollarsSchema,
+  output: microDollarsSchema,
+  cachedInput: microDollarsSchema.optional(),
+});
+
+export const priceEntrySchema = modelPriceSchema.extend({
+  /** A provider id; absent means any provider serving a model of that name. */
+  providerId: z.string().min(1).optional(),
+  /** The upstream model (or Azure deployment) name; `*` matches every model of the provider. */
+  model: z.string().min(1),
+});
+export type PriceEntry = z.input<typeof priceEntrySchema>;
+
+export interface PriceBook {
+  /** The price for a model, most specific entry first; null when nothing matches. */
+  priceFor(target: { providerId: string; model: string }): ModelPrice | null;
+}
+
+/**
+ * A price list. Lookup order: this provider and model, then the model on any provider, then the
+ * provider's `*` entry, then `fallback`. Later entries for the same target replace earlier ones.
+ */
+export function createPriceBook(options: { prices?: readonly PriceEntry[]; fallback?: ModelPrice | null } = {}): PriceBook {
+  const entries = parseInput(z.array(priceEntrySchema), options.prices ?? [], "prices");
+  const fallback = options.fallback ? parseInput(modelPriceSchema, options.fallback, "fallback price") : null;
+  const byKey = new Map<string, ModelPrice>();
+  for (const { providerId, model, ...price } of entries) byKey.set(`${providerId ?? ""}\u0000${model}`, price);
+  return {
+    priceFor({ providerId, model }) {
+      return (
+        byKey.get(`${providerId}\u0000${model}`) ??
+        byKey.get(`\u0000${model}`) ??
+        byKey.get(`${providerId}\u0000*`) ??
+        fallback
+      );
+    },
+  };
+}
+
+/**
+ * The cost of some tokens, rounded up to the next micro-dollar so that rounding never favours
+ * the spender. BigInt keeps the product exact far past 2^53.
+ */
+export function costOf(price: ModelPrice, usage: { inputTokens: number; outputTokens: number; cachedInputTokens?: number }): MicroDollars {
+  const cached = Math.min(usage.cachedInputTokens ?? 0, usage.inputTokens);
+  const fresh = usage.inputTokens - cached;
+  const numerator =
+    BigInt(fresh) * BigInt(price.input) +
+    BigInt(cached) * BigInt(price.cachedInput ?? price.input) +
+    BigInt(usage.outputTokens) * BigInt(price.output);
+  const cost = (numerator + 999_999n) / 1_000_000n;
+  if (cost > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError("cost exceeds the largest safe amount");
+  return Number(cost);
+}

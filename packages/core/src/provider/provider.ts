@@ -1,0 +1,127 @@
+import type { ProviderRecord, ProviderStatus } from "./provider-record.js";
+
+/** Token counts for one request, as the upstream reported them or as Sluice counted them. */
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+  /** Input tokens served from the upstream's prompt cache, when it says so. */
+  cachedInputTokens?: number;
+  /** Where the numbers came from: the upstream's `usage`, or Sluice's own tokenizer. */
+  source: "upstream" | "counted";
+}
+
+/** A model one provider serves, by its upstream name (a model id, or an Azure deployment name). */
+export interface ProviderModel {
+  id: string;
+  /** Unix seconds, when the upstream says. */
+  created?: number;
+  ownedBy?: string;
+  /** What the model serves; absent means unknown, and the gateway lets the upstream decide. */
+  capabilities?: { chat?: boolean; embeddings?: boolean; completions?: boolean };
+}
+
+/**
+ * An OpenAI request body. The gateway reads the fields it needs (`model`, `stream`,
+ * `stream_options`, `max_tokens`, ...) and passes every other field through unchanged, in both
+ * directions: tools, `response_format`, logprobs and vendor extensions reach the upstream as sent.
+ */
+export type OpenAIRequestBody = Record<string, unknown> & { model: string };
+
+export interface ProviderCall {
+  /** The client's body with `model` already rewritten to the upstream's model or deployment. */
+  body: OpenAIRequestBody;
+  /** Aborts the upstream request: the client went away, or a timeout fired. */
+  signal: AbortSignal;
+  /** The gateway's request id, for upstream correlation headers. */
+  requestId: string;
+}
+
+/** A complete (non-streaming) upstream answer. */
+export interface ProviderResponse {
+  status: number;
+  /** Upstream headers worth relaying (request ids, rate-limit headers), lower-case names. */
+  headers: Record<string, string>;
+  /** The parsed JSON body, unchanged but for what the adapter must normalize. */
+  body: Record<string, unknown>;
+  /** The usage the upstream reported, or null when it reported none. */
+  usage: TokenUsage | null;
+}
+
+/**
+ * One server-sent event of a chat-completion stream.
+ *
+ * `data` is the upstream's payload text as it arrived: the gateway writes it back out unchanged
+ * (as `data: <payload>\n\n`) and does not parse it. Only events that carry usage are parsed, by the
+ * adapter's stream reader, which marks them here so the gateway can meter and strip them.
+ */
+export interface ProviderStreamEvent {
+  readonly data: string;
+  /** Present on an event that carries the request's usage. */
+  readonly usage?: TokenUsage;
+  /**
+   * True for a usage-only chunk (`choices: []` with usage, OpenAI's `include_usage` trailer),
+   * which the gateway removes when the client did not ask for usage.
+   */
+  readonly usageOnly?: boolean;
+}
+
+/**
+ * A started chat-completion stream.
+ *
+ * The upstream has answered 2xx by the time this exists: an error before the first event rejects
+ * `streamChatCompletion` with a GatewayError instead. Iterating `events` yields each event as it
+ * arrives (never `[DONE]`: the iteration simply ends). A failure after the first event makes the
+ * iteration throw a GatewayError, which the gateway turns into an SSE error event. Breaking out of
+ * the iteration, or aborting the call's signal, cancels the upstream request.
+ */
+export interface ProviderStream {
+  status: number;
+  headers: Record<string, string>;
+  events: AsyncIterable<ProviderStreamEvent>;
+}
+
+export interface ProviderHealth {
+  status: ProviderStatus;
+  /** Why, for an unhealthy status; null when healthy. */
+  reason: string | null;
+  checkedAt: number;
+}
+
+/**
+ * A model backend, bound to one provider record. Implementations (adapters) translate to their
+ * upstream's wire format and normalize its quirks; the gateway never branches on the kind.
+ *
+ * Every call takes an AbortSignal and throws GatewayError: 502 for an upstream failure, 503 when
+ * the provider cannot serve (stopped, not provisioned), 504 on timeout, and the upstream's own
+ * 4xx (OpenAI-shaped) for a request the upstream refused.
+ */
+export interface Provider {
+  readonly record: ProviderRecord;
+
+  /** The models this provider serves now. Adapters cache discovery; this may answer from cache. */
+  listModels(options?: { signal?: AbortSignal }): Promise<ProviderModel[]>;
+
+  chatCompletion(call: ProviderCall): Promise<ProviderResponse>;
+
+  streamChatCompletion(call: ProviderCall): Promise<ProviderStream>;
+
+  embeddings(call: ProviderCall): Promise<ProviderResponse>;
+
+  /** Legacy `/completions`, for upstreams that serve it; absent when the adapter does not. */
+  completions?(call: ProviderCall): Promise<ProviderResponse>;
+
+  /** Checks the upstream and reports; never throws. */
+  health(options?: { signal?: AbortSignal }): Promise<ProviderHealth>;
+
+  /** Releases connection pools and timers. Idempotent. */
+  close?(): Promise<void>;
+}
+
+/**
+ * Turns provider records of one kind into live Providers. The gateway keeps one adapter per kind
+ * and asks it for a Provider when a record of that kind is used.
+ */
+export interface ProviderAdapter {
+  readonly kind: ProviderRecord["kind"];
+  create(input: { record: ProviderRecord; secrets: Record<string, string> }): Provider;
+}
