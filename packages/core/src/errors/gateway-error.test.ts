@@ -58,3 +58,26 @@ describe("GatewayError", () => {
     expect(new GatewayError("allocation_exhausted", "x").retryable).toBe(false);
   });
 });
+
+describe("GatewayError relaying an upstream error", () => {
+  it("keeps the upstream's code and details, with the four OpenAI keys present", () => {
+    const error = new GatewayError("content_filter", "The response was filtered", {
+      param: "prompt",
+      wireCode: "content_filter",
+      details: { innererror: { code: "ResponsibleAIPolicyViolation" }, message: "ignored" },
+    });
+    expect(error.toJSON()).toEqual({
+      error: {
+        message: "The response was filtered",
+        type: "invalid_request_error",
+        param: "prompt",
+        code: "content_filter",
+        innererror: { code: "ResponsibleAIPolicyViolation" },
+      },
+    });
+  });
+
+  it("can send a null code", () => {
+    expect(new GatewayError("upstream_error", "x", { wireCode: null }).toJSON().error.code).toBeNull();
+  });
+});

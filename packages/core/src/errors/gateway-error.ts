@@ -55,6 +55,13 @@ export interface GatewayErrorOptions {
   type?: string;
   /** Headers the HTTP edge sends with the error (`retry-after`, for example). */
   headers?: Record<string, string>;
+  /** The `code` sent on the wire, when relaying an upstream's own (`unsupported_parameter`). */
+  wireCode?: string | null;
+  /**
+   * Further fields of the wire error object, when relaying an upstream's error with its details
+   * (Azure's `innererror` with the content-filter results). The four OpenAI keys always win.
+   */
+  details?: Record<string, unknown>;
   cause?: unknown;
 }
 
@@ -66,6 +73,8 @@ export class GatewayError extends Error {
   readonly type: string;
   readonly param: string | null;
   readonly headers: Readonly<Record<string, string>>;
+  readonly wireCode: string | null;
+  readonly details: Readonly<Record<string, unknown>> | null;
 
   constructor(code: GatewayErrorCode, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -75,6 +84,8 @@ export class GatewayError extends Error {
     this.type = options.type ?? entry.type;
     this.param = options.param ?? null;
     this.headers = options.headers ?? {};
+    this.wireCode = options.wireCode === undefined ? code : options.wireCode;
+    this.details = options.details ?? null;
   }
 
   static is(value: unknown): value is GatewayError {
@@ -95,6 +106,8 @@ export class GatewayError extends Error {
   }
 
   toJSON(): OpenAIErrorBody {
-    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+    return {
+      error: { ...this.details, message: this.message, type: this.type, param: this.param, code: this.wireCode },
+    };
   }
 }

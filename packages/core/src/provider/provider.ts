@@ -88,18 +88,21 @@ export interface ProviderHealth {
 }
 
 /**
- * A model backend, bound to one provider record. Implementations (adapters) translate to their
- * upstream's wire format and normalize its quirks; the gateway never branches on the kind.
+ * One upstream target that serves one model: an endpoint, or an Azure deployment. A provider may
+ * have several for a model (fallback endpoints, deployments of one model in several regions); the
+ * gateway tries them in order, retrying and falling back only before the first byte has reached
+ * the client (see the router's retry wrapper).
  *
  * Every call takes an AbortSignal and throws GatewayError: 502 for an upstream failure, 503 when
- * the provider cannot serve (stopped, not provisioned), 504 on timeout, and the upstream's own
- * 4xx (OpenAI-shaped) for a request the upstream refused.
+ * the target cannot serve (stopped, not provisioned), 504 on timeout, 429 for the upstream's rate
+ * limit (with its `retry-after-ms` / `retry-after` in `headers`), and the upstream's own 4xx,
+ * normalized to OpenAI's shape, for a request the upstream refused.
  */
-export interface Provider {
-  readonly record: ProviderRecord;
-
-  /** The models this provider serves now. Adapters cache discovery; this may answer from cache. */
-  listModels(options?: { signal?: AbortSignal }): Promise<ProviderModel[]>;
+export interface Deployment {
+  /** Stable, for events and diagnostics (`prv_x/eastus2/gpt-4o`). */
+  readonly id: string;
+  /** The name the upstream knows the model by; the gateway writes it into `body.model`. */
+  readonly model: string;
 
   chatCompletion(call: ProviderCall): Promise<ProviderResponse>;
 
@@ -109,6 +112,23 @@ export interface Provider {
 
   /** Legacy `/completions`, for upstreams that serve it; absent when the adapter does not. */
   completions?(call: ProviderCall): Promise<ProviderResponse>;
+}
+
+/**
+ * A model backend, bound to one provider record. Implementations (adapters) translate to their
+ * upstream's wire format and normalize its quirks; the gateway never branches on the kind.
+ */
+export interface Provider {
+  readonly record: ProviderRecord;
+
+  /** The models this provider serves now. Adapters cache discovery; this may answer from cache. */
+  listModels(options?: { signal?: AbortSignal }): Promise<ProviderModel[]>;
+
+  /**
+   * The deployments that serve `model`, in the order to try them; empty when the provider does
+   * not serve it. Synchronous and cheap: it runs on every request.
+   */
+  deployments(model: string): Deployment[];
 
   /** Checks the upstream and reports; never throws. */
   health(options?: { signal?: AbortSignal }): Promise<ProviderHealth>;

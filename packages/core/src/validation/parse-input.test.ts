@@ -31,7 +31,12 @@ describe("parseInput", () => {
     }
   });
 
-  it("names an unknown field", () => {
+  it("names an unknown field as the parameter at fault", () => {
     expect(() => parseInput(schema, { limit: 1, surprise: true })).toThrow(/surprise/);
+    try {
+      parseInput(z.strictObject({ nested: schema }), { nested: { limit: 1, surprise: true } });
+    } catch (error) {
+      expect((error as GatewayError).param).toBe("nested.surprise");
+    }
   });
 });

@@ -9,7 +9,9 @@ export function parseInput<Schema extends z.ZodType>(schema: Schema, value: unkn
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
-  const param = issue && issue.path.length > 0 ? formatPath(issue.path) : null;
+  // An unknown key is reported at its parent's path; the key itself is the field at fault.
+  const path = issue?.code === "unrecognized_keys" && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue?.path ?? [];
+  const param = path.length > 0 ? formatPath(path) : null;
   const detail = issue?.message ?? "is invalid";
   const message = param ? `Invalid ${what}: '${param}' ${lowerFirst(detail)}` : `Invalid ${what}: ${lowerFirst(detail)}`;
   throw new GatewayError("invalid_request", message, { param, cause: result.error });

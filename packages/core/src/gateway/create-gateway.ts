@@ -1,0 +1,198 @@
+import type { z } from "zod";
+import { systemClock } from "../clock/clock.js";
+import { GatewayError } from "../errors/gateway-error.js";
+import { createEventBus } from "../events/sluice-events.js";
+import type { SluiceEventBus } from "../events/sluice-events.js";
+import { createId } from "../ids/create-id.js";
+import { parseInput } from "../validation/parse-input.js";
+import { authenticate } from "./authenticate.js";
+import type { Caller } from "./authenticate.js";
+import type { GatewayContext } from "./gateway-context.js";
+import { defaultRetry, defaultTimeouts } from "./gateway-options.js";
+import type { GatewayOptions } from "./gateway-options.js";
+import type { GatewayReply, GatewayRequest, JsonReply } from "./gateway-request.js";
+import { handleEmbeddings } from "./handle-embeddings.js";
+import { handleGeneration } from "./handle-generation.js";
+import type { GenerationOperation } from "./handle-generation.js";
+import { listModels } from "./list-models.js";
+import { ProviderRegistry } from "./provider-registry.js";
+import { chatCompletionRequestSchema, completionRequestSchema, embeddingRequestSchema } from "./request-schemas.js";
+import { modelNotFound, resolveModel } from "./resolve-model.js";
+
+/**
+ * The OpenAI-compatible gateway, independent of any HTTP stack. `createNodeHandler` and
+ * `createFetchHandler` put it on the wire.
+ */
+export interface Gateway {
+  readonly events: SluiceEventBus;
+  /** The largest body the edges should read before answering 413. */
+  readonly maxBodyBytes: number;
+  handle(request: GatewayRequest): Promise<GatewayReply>;
+  /** Forgets a deleted provider's live connections. */
+  forgetProvider(providerId: string): void;
+  /** Closes upstream connection pools. In-flight requests finish first. */
+  close(): Promise<void>;
+}
+
+const routes: Record<string, readonly string[]> = {
+  "/chat/completions": ["POST"],
+  "/completions": ["POST"],
+  "/embeddings": ["POST"],
+  "/models": ["GET"],
+};
+
+export function createGateway(options: GatewayOptions): Gateway {
+  const events = options.events ?? createEventBus();
+  const clock = options.clock ?? systemClock;
+  const registry = new ProviderRegistry({ catalog: options.stores.catalog, adapters: options.adapters });
+  const context: GatewayContext = {
+    stores: options.stores,
+    identify: options.identify,
+    registry,
+    prices: options.prices ?? null,
+    events,
+    clock,
+    maxBodyBytes: options.maxBodyBytes ?? 8 * 1024 * 1024,
+    defaultMaxOutputTokens: options.defaultMaxOutputTokens ?? 4_096,
+    reservationLeaseMs: options.reservationLeaseMs ?? 10 * 60_000,
+    timeouts: { ...defaultTimeouts, ...options.timeouts },
+    retry: { ...defaultRetry, ...options.retry },
+  };
+
+  async function handle(request: GatewayRequest): Promise<GatewayReply> {
+    const requestId = createId("req");
+    const startedAt = clock.now();
+    let ended = false;
+    const end = (status: number, errorCode: string | null, outcome: string) => {
+      if (ended) return;
+      ended = true;
+      events.publish("request-end", { requestId, status, errorCode, outcome, durationMs: clock.now() - startedAt, at: clock.now() });
+    };
+    try {
+      const reply = await route(request, requestId, (result) => end(result.status, result.errorCode, result.outcome));
+      if (reply.kind === "json") end(reply.status, null, "completed");
+      reply.headers["x-request-id"] = requestId;
+      return reply;
+    } catch (thrown) {
+      const error = GatewayError.from(thrown);
+      end(error.status, error.code, "error");
+      return errorReply(error, requestId);
+    }
+  }
+
+  async function route(
+    request: GatewayRequest,
+    requestId: string,
+    onEnd: (end: { status: number; errorCode: string | null; outcome: string }) => void,
+  ): Promise<GatewayReply> {
+    const path = request.path.length > 1 && request.path.endsWith("/") ? request.path.slice(0, -1) : request.path;
+    if (request.method === "GET" && path.startsWith("/models/")) {
+      return retrieveModel(request, requestId, decodeURIComponent(path.slice("/models/".length)));
+    }
+    const methods = routes[path];
+    if (!methods) throw new GatewayError("not_found", `Invalid URL (${request.method} ${request.path}).`);
+    if (!methods.includes(request.method)) {
+      throw new GatewayError("method_not_allowed", `${request.method} is not allowed on ${path}; use ${methods.join(", ")}.`, {
+        headers: { allow: methods.join(", ") },
+      });
+    }
+
+    if (path === "/models") {
+      const caller = await authenticated(request, requestId, "models", null, false);
+      const data = await listModels({ context, caller, signal: request.signal });
+      return json(200, { object: "list", data });
+    }
+
+    const bodyBytes = request.body?.byteLength ?? 0;
+    const raw = readJson(request);
+    if (path === "/embeddings") {
+      const body = parseBody(embeddingRequestSchema, raw);
+      const caller = await authenticated(request, requestId, "embeddings", body.model, false);
+      const resolved = await resolveModel({ modelId: body.model, caller, ...resolvers() });
+      return handleEmbeddings({ context, request, requestId, body, bodyBytes, caller, resolved });
+    }
+
+    const operation: GenerationOperation = path === "/completions" ? "completions" : "chat.completions";
+    const body = parseBody(operation === "completions" ? completionRequestSchema : chatCompletionRequestSchema, raw);
+    const caller = await authenticated(request, requestId, operation, body.model, body.stream === true);
+    const resolved = await resolveModel({ modelId: body.model, caller, ...resolvers() });
+    return handleGeneration({ context, request, requestId, operation, body, bodyBytes, caller, resolved, onEnd });
+  }
+
+  async function retrieveModel(request: GatewayRequest, requestId: string, modelId: string): Promise<GatewayReply> {
+    const caller = await authenticated(request, requestId, "models", modelId, false);
+    const model = (await listModels({ context, caller, signal: request.signal })).find((candidate) => candidate.id === modelId);
+    if (!model) throw modelNotFound(modelId);
+    return json(200, model);
+  }
+
+  function resolvers() {
+    return { catalog: context.stores.catalog, permissions: context.stores.permissions, registry };
+  }
+
+  async function authenticated(
+    request: GatewayRequest,
+    requestId: string,
+    operation: string,
+    model: string | null,
+    stream: boolean,
+  ): Promise<Caller> {
+    const caller = await authenticate({ request, keys: context.stores.keys, identify: context.identify, now: clock.now() });
+    events.publish("request-start", {
+      requestId,
+      operation,
+      userId: caller.userId,
+      keyId: caller.key?.id ?? null,
+      model,
+      stream,
+      at: clock.now(),
+    });
+    return caller;
+  }
+
+  return {
+    events,
+    maxBodyBytes: context.maxBodyBytes,
+    handle,
+    forgetProvider: (providerId) => registry.forget(providerId),
+    close: () => registry.close(),
+  };
+}
+
+function readJson(request: GatewayRequest): unknown {
+  const contentType = request.headers.get("content-type");
+  if (contentType === undefined || !/^application\/(?:[\w.+-]+\+)?json\b/i.test(contentType.trim())) {
+    throw new GatewayError(
+      "unsupported_media_type",
+      `Send the request body as JSON with 'Content-Type: application/json'${contentType ? ` (got '${contentType}')` : ""}.`,
+    );
+  }
+  if (request.body === null || request.body.byteLength === 0) {
+    throw new GatewayError("invalid_request", "The request body is empty; send a JSON object.");
+  }
+  try {
+    return JSON.parse(Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength).toString("utf8"));
+  } catch {
+    throw new GatewayError(
+      "invalid_request",
+      "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.",
+    );
+  }
+}
+
+function parseBody<Schema extends z.ZodType>(schema: Schema, raw: unknown): z.output<Schema> {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new GatewayError("invalid_request", "The request body must be a JSON object.");
+  }
+  return parseInput(schema, raw, "request");
+}
+
+function json(status: number, body: unknown): JsonReply {
+  return { kind: "json", status, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+}
+
+export function errorReply(error: GatewayError, requestId?: string): JsonReply {
+  const headers: Record<string, string> = { "content-type": "application/json", ...error.headers };
+  if (requestId) headers["x-request-id"] = requestId;
+  return { kind: "json", status: error.status, headers, body: JSON.stringify(error.toJSON()) };
+}

@@ -1,0 +1,20 @@
+import type { Clock } from "../clock/clock.js";
+import type { SluiceEventBus } from "../events/sluice-events.js";
+import type { PriceBook } from "../pricing/price-book.js";
+import type { GatewayOptions, GatewayRetry, GatewayTimeouts } from "./gateway-options.js";
+import type { ProviderRegistry } from "./provider-registry.js";
+
+/** What every handler needs, resolved once from the options. */
+export interface GatewayContext {
+  stores: GatewayOptions["stores"];
+  identify: GatewayOptions["identify"];
+  registry: ProviderRegistry;
+  prices: PriceBook | null;
+  events: SluiceEventBus;
+  clock: Clock;
+  maxBodyBytes: number;
+  defaultMaxOutputTokens: number;
+  reservationLeaseMs: number;
+  timeouts: GatewayTimeouts;
+  retry: GatewayRetry;
+}

@@ -1,0 +1,37 @@
+import type { GatewayHeaders } from "./gateway-options.js";
+
+/** A request as both HTTP edges hand it to the gateway: already routed, body already read. */
+export interface GatewayRequest {
+  method: string;
+  /** The path below the base path: `/chat/completions`, `/models`, ... */
+  path: string;
+  headers: GatewayHeaders;
+  /** The raw body, for POSTs; the gateway parses it (once) and uses its length for cost bounds. */
+  body: Uint8Array | null;
+  /** Aborts when the client goes away. */
+  signal: AbortSignal;
+  /** The framework's request object, for the host's `identify` hook. */
+  raw: unknown;
+}
+
+/** A JSON answer: `body` is already serialized. */
+export interface JsonReply {
+  kind: "json";
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * A server-sent-event stream. `events` yields framed text (`data: ...\n\n`) ready to write; the
+ * edge writes each with backpressure and must always finish the iteration (to the end, or with
+ * `return()` when the client went away), because finishing is what settles the request's budget.
+ */
+export interface StreamReply {
+  kind: "stream";
+  status: number;
+  headers: Record<string, string>;
+  events: AsyncGenerator<string, void, undefined>;
+}
+
+export type GatewayReply = JsonReply | StreamReply;

@@ -1,0 +1,302 @@
+import { GatewayError } from "../errors/gateway-error.js";
+import type { OpenAIRequestBody, ProviderResponse, ProviderStream, ProviderStreamEvent } from "../provider/provider.js";
+import { countMessageTokens, countTextTokens } from "../streaming/count-tokens.js";
+import type { Caller } from "./authenticate.js";
+import type { GatewayContext } from "./gateway-context.js";
+import type { GatewayReply, GatewayRequest, StreamReply } from "./gateway-request.js";
+import type { RequestMeter } from "./request-meter.js";
+import { reserveBudget } from "./reserve-budget.js";
+import type { ChatCompletionRequest, CompletionRequest } from "./request-schemas.js";
+import type { ResolvedModel } from "./resolve-model.js";
+import { withFallback, withFirstByteTimeout, withRetry } from "./upstream-attempt.js";
+import type { Attempt } from "./upstream-attempt.js";
+import { worstCaseCost } from "./worst-case-cost.js";
+
+export type GenerationOperation = "chat.completions" | "completions";
+
+interface Generation {
+  context: GatewayContext;
+  request: GatewayRequest;
+  requestId: string;
+  operation: GenerationOperation;
+  body: ChatCompletionRequest | CompletionRequest;
+  bodyBytes: number;
+  caller: Caller;
+  resolved: ResolvedModel;
+  /** Called once the reply is finished (after the stream, for streams), with its outcome. */
+  onEnd: (end: { status: number; errorCode: string | null; outcome: string }) => void;
+}
+
+/**
+ * Chat completions and legacy completions, streaming or not: reserve the worst case, call the
+ * upstream with timeout, retry and fallback before the first byte, relay, meter, settle.
+ */
+export async function handleGeneration(generation: Generation): Promise<GatewayReply> {
+  const { context, resolved, body } = generation;
+  const parsedModel = resolved.deployments[0]!.model;
+  const price = context.prices?.priceFor({ providerId: resolved.record.id, model: parsedModel }) ?? null;
+  const maxOutput =
+    generation.operation === "chat.completions"
+      ? ((body as ChatCompletionRequest).max_completion_tokens ?? body.max_tokens)
+      : body.max_tokens;
+  const amount = worstCaseCost({
+    price,
+    bodyBytes: generation.bodyBytes,
+    maxOutputTokens: maxOutput,
+    defaultMaxOutputTokens: context.defaultMaxOutputTokens,
+    choices: body.n,
+  });
+  const meter = await reserveBudget({
+    context,
+    requestId: generation.requestId,
+    caller: generation.caller,
+    resolved,
+    price,
+    amount,
+  });
+  const countInput = () => countInput_(generation);
+
+  try {
+    if (body.stream === true) return await streamGeneration(generation, meter, countInput);
+    return await completeGeneration(generation, meter, countInput);
+  } catch (error) {
+    await meter.settle(countInput);
+    throw error;
+  }
+}
+
+function countInput_(generation: Generation): Promise<number> {
+  const body = generation.body;
+  if ("messages" in body) return countMessageTokens(body.messages);
+  const prompt = (body as CompletionRequest).prompt;
+  return countTextTokens(typeof prompt === "string" ? prompt : JSON.stringify(prompt));
+}
+
+function callDeployment(generation: Generation, upstreamBody: OpenAIRequestBody, stream: boolean) {
+  return (deployment: Parameters<Attempt<unknown>>[0], signal: AbortSignal) => {
+    const call = { body: { ...upstreamBody, model: deployment.model }, signal, requestId: generation.requestId };
+    if (generation.operation === "completions") {
+      if (!deployment.completions) {
+        throw new GatewayError("invalid_request", `The model \`${generation.resolved.modelId}\` does not serve the legacy completions API.`, {
+          param: "model",
+        });
+      }
+      return deployment.completions(call);
+    }
+    return stream ? deployment.streamChatCompletion(call) : deployment.chatCompletion(call);
+  };
+}
+
+/** A total timeout and the client's disconnect, as one signal for everything upstream. */
+function requestController(generation: Generation) {
+  const controller = new AbortController();
+  let reason: "client-disconnect" | "timeout" | null = null;
+  const abort = (why: "client-disconnect" | "timeout") => {
+    reason ??= why;
+    controller.abort();
+  };
+  const onClientGone = () => abort("client-disconnect");
+  if (generation.request.signal.aborted) onClientGone();
+  else generation.request.signal.addEventListener("abort", onClientGone, { once: true });
+  const total = setTimeout(() => abort("timeout"), generation.context.timeouts.totalMs);
+  return {
+    signal: controller.signal,
+    abort,
+    /** Cancels whatever is still running upstream, without claiming a reason. */
+    cancel: () => controller.abort(),
+    reason: () => reason,
+    dispose() {
+      clearTimeout(total);
+      generation.request.signal.removeEventListener("abort", onClientGone);
+    },
+  };
+}
+
+async function completeGeneration(generation: Generation, meter: RequestMeter, countInput: () => Promise<number>): Promise<GatewayReply> {
+  const { context, resolved } = generation;
+  const { stream: _stream, stream_options: _streamOptions, ...upstreamBody } = generation.body;
+  const control = requestController(generation);
+  try {
+    const attempt = callDeployment(generation, upstreamBody, false) as Attempt<ProviderResponse>;
+    const { result } = await withFallback(
+      resolved.deployments,
+      withRetry(withFirstByteTimeout(attempt, context.timeouts.firstByteMs), context.retry),
+      control.signal,
+    ).catch((error: unknown) => {
+      throw control.reason() === "timeout"
+        ? new GatewayError("upstream_timeout", "The request took longer than the gateway allows.", { cause: error })
+        : error;
+    });
+    meter.usage = result.usage ?? {
+      inputTokens: await countInput(),
+      outputTokens: await countTextTokens(outputText(result.body)),
+      source: "counted",
+    };
+    await meter.settle(countInput);
+    const body = { ...result.body, model: resolved.modelId };
+    generation.onEnd({ status: 200, errorCode: null, outcome: "completed" });
+    return {
+      kind: "json",
+      status: 200,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    };
+  } finally {
+    control.dispose();
+  }
+}
+
+/** The generated text of a non-streamed answer, to count when the upstream reports no usage. */
+function outputText(body: Record<string, unknown>): string {
+  const choices = Array.isArray(body.choices) ? (body.choices as Array<Record<string, unknown>>) : [];
+  let text = "";
+  for (const choice of choices) {
+    const message = choice.message as Record<string, unknown> | undefined;
+    if (typeof message?.content === "string") text += message.content;
+    if (Array.isArray(message?.tool_calls)) text += JSON.stringify(message.tool_calls);
+    if (typeof choice.text === "string") text += choice.text;
+  }
+  return text;
+}
+
+interface StartedStream {
+  stream: ProviderStream;
+  iterator: AsyncIterator<ProviderStreamEvent>;
+  first: IteratorResult<ProviderStreamEvent>;
+}
+
+async function streamGeneration(generation: Generation, meter: RequestMeter, countInput: () => Promise<number>): Promise<StreamReply> {
+  const { context, resolved, requestId } = generation;
+  const clientWantsUsage = generation.body.stream_options?.include_usage === true;
+  // Always ask for usage, so metering does not depend on the client remembering to.
+  const upstreamBody: OpenAIRequestBody = {
+    ...generation.body,
+    stream: true,
+    stream_options: { ...generation.body.stream_options, include_usage: true },
+  };
+  const control = requestController(generation);
+
+  // The first event is read inside the attempt: until it arrives nothing has gone to the client,
+  // so a failure up to then may still be retried, fall back, or become a proper HTTP status.
+  const call = callDeployment(generation, upstreamBody, true) as Attempt<ProviderStream>;
+  const attempt: Attempt<StartedStream> = async (deployment, signal) => {
+    const stream = await call(deployment, signal);
+    const iterator = stream.events[Symbol.asyncIterator]();
+    try {
+      return { stream, iterator, first: await iterator.next() };
+    } catch (error) {
+      await iterator.return?.();
+      throw error;
+    }
+  };
+
+  let started: StartedStream;
+  try {
+    ({ result: started } = await withFallback(
+      resolved.deployments,
+      withRetry(withFirstByteTimeout(attempt, context.timeouts.firstByteMs), context.retry),
+      control.signal,
+    ));
+  } catch (error) {
+    control.dispose();
+    throw control.reason() === "timeout"
+      ? new GatewayError("upstream_timeout", "The request took longer than the gateway allows.", { cause: error })
+      : error;
+  }
+
+  const rewriteModel = modelRewriter(started.first.done ? null : started.first.value.data, resolved.modelId);
+  const frame = (event: ProviderStreamEvent): string | null => {
+    if (event.usageOnly && !clientWantsUsage) return null;
+    return `data: ${rewriteModel(event.data)}\n\n`;
+  };
+
+  async function* relay(): AsyncGenerator<string, void, undefined> {
+    const { iterator, first } = started;
+    const idle = setTimeout(() => control.abort("timeout"), context.timeouts.idleMs);
+    let outcome = "completed";
+    let errorCode: string | null = null;
+    try {
+      if (!first.done) {
+        meter.observe(first.value);
+        const text = frame(first.value);
+        if (text !== null) yield text;
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done) break;
+          idle.refresh();
+          meter.observe(next.value);
+          const out = frame(next.value);
+          if (out !== null) yield out;
+        }
+      }
+      if (clientWantsUsage && meter.usage === null) yield await usageChunk(meter, countInput, requestId, resolved.modelId);
+      yield "data: [DONE]\n\n";
+    } catch (thrown) {
+      if (control.reason() === "client-disconnect") {
+        outcome = "client-disconnect";
+        return;
+      }
+      const error =
+        control.reason() === "timeout"
+          ? new GatewayError("upstream_timeout", "The upstream stopped sending within the time the gateway allows.", { cause: thrown })
+          : GatewayError.from(thrown);
+      outcome = control.reason() === "timeout" ? "timeout" : "upstream-error";
+      errorCode = error.code;
+      // After the first byte an error can only travel as an event; the stream then ends without
+      // [DONE], so no client mistakes it for a finished answer.
+      yield `data: ${JSON.stringify(error.toJSON())}\n\n`;
+    } finally {
+      clearTimeout(idle);
+      if (control.reason() === "client-disconnect") outcome = "client-disconnect";
+      control.cancel();
+      control.dispose();
+      await Promise.resolve(iterator.return?.()).catch(() => undefined);
+      await meter.settle(countInput);
+      generation.onEnd({ status: 200, errorCode, outcome });
+    }
+  }
+
+  return {
+    kind: "stream",
+    status: 200,
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      // Keeps nginx-style proxies from buffering the stream (wire-formats §5).
+      "x-accel-buffering": "no",
+    },
+    events: relay(),
+  };
+}
+
+/**
+ * Rewrites the upstream's model name in each chunk to the gateway's model id, by replacing one
+ * exact substring (no parse). The name is learned from the first chunk; chunks that spell it
+ * differently pass unchanged.
+ */
+function modelRewriter(firstData: string | null, modelId: string): (data: string) => string {
+  const match = firstData === null ? null : /"model":("(?:[^"\\]|\\.)*")/.exec(firstData);
+  if (!match) return (data) => data;
+  const from = `"model":${match[1]}`;
+  const to = `"model":${JSON.stringify(modelId)}`;
+  if (from === to) return (data) => data;
+  return (data) => {
+    const at = data.indexOf(from);
+    return at === -1 ? data : data.slice(0, at) + to + data.slice(at + from.length);
+  };
+}
+
+/** The usage chunk a client asked for, when the upstream sent none: from counted tokens. */
+async function usageChunk(meter: RequestMeter, countInput: () => Promise<number>, requestId: string, model: string): Promise<string> {
+  const inputTokens = await countInput().catch(() => 0);
+  meter.usage = { inputTokens, outputTokens: meter.outputEvents, source: "counted" };
+  const chunk = {
+    id: requestId,
+    object: "chat.completion.chunk",
+    created: Math.floor(Date.now() / 1000),
+    model,
+    choices: [],
+    usage: { prompt_tokens: inputTokens, completion_tokens: meter.outputEvents, total_tokens: inputTokens + meter.outputEvents },
+  };
+  return `data: ${JSON.stringify(chunk)}\n\n`;
+}

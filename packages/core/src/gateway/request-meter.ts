@@ -1,0 +1,106 @@
+import type { BudgetLedger, Reservation } from "../budget/budget-ledger.js";
+import type { Clock } from "../clock/clock.js";
+import type { SluiceEventBus } from "../events/sluice-events.js";
+import { costOf } from "../pricing/price-book.js";
+import type { ModelPrice } from "../pricing/price-book.js";
+import type { ProviderStreamEvent, TokenUsage } from "../provider/provider.js";
+
+/** Fields whose non-empty string value means an event carried generated output. */
+const outputMarkers = ['"content":"', '"arguments":"', '"refusal":"', '"text":"', '"reasoning_content":"', '"reasoning":"'];
+
+/**
+ * Whether a chunk carries generated output, by substring alone (no JSON.parse on the hot path).
+ * Servers stream about one token per event, so counting such events estimates the output of an
+ * upstream that reports no usage, a stream cut short before its usage chunk, or both.
+ */
+export function carriesOutput(data: string): boolean {
+  for (const marker of outputMarkers) {
+    const at = data.indexOf(marker);
+    if (at !== -1 && data.charCodeAt(at + marker.length) !== 34 /* '"': an empty string */) return true;
+  }
+  return false;
+}
+
+export interface MeterContext {
+  requestId: string;
+  userId: string;
+  keyId: string | null;
+  allocationId: string;
+  providerId: string;
+  /** The model id as the client named it. */
+  model: string;
+  price: ModelPrice | null;
+  reservation: Reservation;
+}
+
+/**
+ * Counts what one request used and settles its reservation exactly once: a commit of the actual
+ * cost when anything was used, a release when nothing was. Settling never throws into the
+ * request; a commit is retried, because a lost commit is a lost charge.
+ */
+export class RequestMeter {
+  usage: TokenUsage | null = null;
+  outputEvents = 0;
+  #settled: Promise<void> | null = null;
+
+  constructor(
+    private readonly context: MeterContext,
+    private readonly services: { ledger: BudgetLedger; events: SluiceEventBus; clock: Clock },
+  ) {}
+
+  observe(event: ProviderStreamEvent): void {
+    if (event.usage) this.usage = event.usage;
+    else if (this.usage === null && carriesOutput(event.data)) this.outputEvents++;
+  }
+
+  /**
+   * @param fallback counts the input tokens when the upstream reported no usage; called only then.
+   */
+  settle(fallback: () => Promise<number>): Promise<void> {
+    this.#settled ??= this.#settle(fallback);
+    return this.#settled;
+  }
+
+  async #settle(fallback: () => Promise<number>): Promise<void> {
+    const { ledger, events } = this.services;
+    let usage = this.usage;
+    if (usage === null && this.outputEvents > 0) {
+      const inputTokens = await fallback().catch(() => 0);
+      usage = { inputTokens, outputTokens: this.outputEvents, source: "counted" };
+    }
+    if (usage === null || (usage.inputTokens === 0 && usage.outputTokens === 0)) {
+      await ledger.release(this.context.requestId).catch(() => false);
+      return;
+    }
+    const cost = this.context.price ? costOf(this.context.price, usage) : 0;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await ledger.commit({
+          requestId: this.context.requestId,
+          allocationId: this.context.allocationId,
+          userId: this.context.userId,
+          keyId: this.context.keyId,
+          providerId: this.context.providerId,
+          model: this.context.model,
+          inputTokens: usage.inputTokens,
+          outputTokens: usage.outputTokens,
+          cost,
+        });
+        return;
+      } catch (error) {
+        if (attempt >= 3) {
+          events.publish("request-end", {
+            requestId: this.context.requestId,
+            status: 500,
+            errorCode: "settlement_failed",
+            outcome: `settlement-failed: ${error instanceof Error ? error.message : String(error)}`,
+            durationMs: 0,
+            at: this.services.clock.now(),
+          });
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+      }
+    }
+  }
+}

@@ -1,0 +1,55 @@
+import { z } from "zod";
+
+/**
+ * The request fields the gateway reads. Objects are loose: every other field passes through to
+ * the upstream untouched (tools, response_format, logprobs, vendor extensions).
+ */
+const outputCap = z.number({ error: "must be an integer" }).int({ error: "must be an integer" }).min(1).max(10_000_000).nullable().optional();
+
+const messageSchema = z.looseObject({
+  role: z.string({ error: "must be a string" }),
+});
+
+export const chatCompletionRequestSchema = z
+  .looseObject({
+    model: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }),
+    messages: z.array(messageSchema, { error: "must be an array of messages" }).min(1, { error: "must contain at least one message" }),
+    stream: z.boolean({ error: "must be a boolean" }).nullable().optional(),
+    stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullable().optional(),
+    max_tokens: outputCap,
+    max_completion_tokens: outputCap,
+    n: z.number({ error: "must be an integer" }).int().min(1).max(128).nullable().optional(),
+  })
+  .refine((body) => body.stream === true || body.stream_options === undefined || body.stream_options === null, {
+    error: "is only allowed when 'stream' is enabled",
+    path: ["stream_options"],
+  });
+export type ChatCompletionRequest = z.output<typeof chatCompletionRequestSchema>;
+
+export const completionRequestSchema = z.looseObject({
+  model: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }),
+  prompt: z.union([z.string(), z.array(z.string()), z.array(z.number()), z.array(z.array(z.number()))], {
+    error: "must be a string, an array of strings, or token arrays",
+  }),
+  stream: z.boolean({ error: "must be a boolean" }).nullable().optional(),
+  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullable().optional(),
+  max_tokens: outputCap,
+  n: z.number().int().min(1).max(128).nullable().optional(),
+});
+export type CompletionRequest = z.output<typeof completionRequestSchema>;
+
+export const embeddingRequestSchema = z.looseObject({
+  model: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }),
+  input: z.union(
+    [
+      z.string(),
+      z.array(z.string()).min(1).max(2048),
+      z.array(z.number().int()).min(1),
+      z.array(z.array(z.number().int()).min(1)).min(1).max(2048),
+    ],
+    { error: "must be a string, an array of strings, or token arrays" },
+  ),
+  encoding_format: z.enum(["float", "base64"], { error: "must be 'float' or 'base64'" }).optional(),
+  dimensions: z.number().int().min(1).optional(),
+});
+export type EmbeddingRequest = z.output<typeof embeddingRequestSchema>;

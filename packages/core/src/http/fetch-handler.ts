@@ -1,0 +1,85 @@
+import { GatewayError } from "../errors/gateway-error.js";
+import { errorReply } from "../gateway/create-gateway.js";
+import type { Gateway } from "../gateway/create-gateway.js";
+import type { GatewayReply } from "../gateway/gateway-request.js";
+
+export interface FetchHandlerOptions {
+  /** Where the OpenAI-compatible API is mounted, e.g. `/api/openai/v1`. Default `/v1`. */
+  basePath?: string;
+}
+
+/**
+ * A web-standard `(Request) => Promise<Response>` handler, for runtimes built on fetch and for
+ * tests. On Node, prefer `createNodeHandler`: a web Request/Response stack costs several times
+ * the CPU per request (STYLE.md §2).
+ */
+export function createFetchHandler(gateway: Gateway, options: FetchHandlerOptions = {}): (request: Request) => Promise<Response> {
+  const basePath = (options.basePath ?? "/v1").replace(/\/$/, "");
+  return async (request) => {
+    const url = new URL(request.url);
+    if (url.pathname !== basePath && !url.pathname.startsWith(`${basePath}/`)) {
+      return toResponse(errorReply(new GatewayError("not_found", `Invalid URL (${request.method} ${url.pathname}).`)));
+    }
+    let body: Uint8Array | null = null;
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      const read = await readBody(request, gateway.maxBodyBytes);
+      if (read instanceof GatewayError) return toResponse(errorReply(read));
+      body = read;
+    }
+    const reply = await gateway.handle({
+      method: request.method,
+      path: url.pathname.slice(basePath.length) || "/",
+      headers: { get: (name) => request.headers.get(name) ?? undefined },
+      body,
+      signal: request.signal,
+      raw: request,
+    });
+    return toResponse(reply);
+  };
+}
+
+function toResponse(reply: GatewayReply): Response {
+  if (reply.kind === "json") return new Response(reply.body, { status: reply.status, headers: reply.headers });
+  const events = reply.events;
+  const encoder = new TextEncoder();
+  // A pull-based stream: the next event is read only when the consumer wants more, which is the
+  // backpressure; cancel() ends the iteration, which settles the request.
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await events.next();
+      if (next.done) controller.close();
+      else controller.enqueue(encoder.encode(next.value));
+    },
+    async cancel() {
+      await events.return(undefined);
+    },
+  });
+  return new Response(stream, { status: reply.status, headers: reply.headers });
+}
+
+async function readBody(request: Request, limit: number): Promise<Uint8Array | GatewayError> {
+  const tooLarge = new GatewayError("request_too_large", `The request body is larger than the gateway accepts (${limit} bytes).`);
+  const declared = Number(request.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > limit) return tooLarge;
+  if (!request.body) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return tooLarge;
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}

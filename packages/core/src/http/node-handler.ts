@@ -1,0 +1,168 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { GatewayError } from "../errors/gateway-error.js";
+import { errorReply } from "../gateway/create-gateway.js";
+import type { Gateway } from "../gateway/create-gateway.js";
+import type { GatewayHeaders } from "../gateway/gateway-options.js";
+import type { GatewayReply, StreamReply } from "../gateway/gateway-request.js";
+
+export interface NodeHandlerOptions {
+  /** Where the OpenAI-compatible API is mounted, e.g. `/api/openai/v1`. Default `/v1`. */
+  basePath?: string;
+}
+
+/**
+ * A node:http request handler. With `next`, requests outside the base path go to it (Express,
+ * Connect); without, they get a 404. A body already read by an upstream body parser (Express's
+ * `express.json()`) is taken from `request.body`.
+ */
+export type NodeHandler = (request: IncomingMessage, response: ServerResponse, next?: (error?: unknown) => void) => void;
+
+export function createNodeHandler(gateway: Gateway, options: NodeHandlerOptions = {}): NodeHandler {
+  const basePath = normalizeBasePath(options.basePath ?? "/v1");
+  return (request, response, next) => {
+    const url = request.url ?? "/";
+    const queryAt = url.indexOf("?");
+    const pathname = queryAt === -1 ? url : url.slice(0, queryAt);
+    if (pathname !== basePath && !pathname.startsWith(`${basePath}/`)) {
+      if (next) return next();
+      return writeJson(response, errorReply(new GatewayError("not_found", `Invalid URL (${request.method} ${pathname}).`)));
+    }
+    serve(gateway, request, response, pathname.slice(basePath.length) || "/").catch((error: unknown) => {
+      if (!response.headersSent) writeJson(response, errorReply(GatewayError.from(error)));
+      else response.destroy();
+    });
+  };
+}
+
+async function serve(gateway: Gateway, request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
+  const controller = new AbortController();
+  // 'close' fires on both a finished response and a vanished client; only the second is an abort.
+  response.once("close", () => {
+    if (!response.writableFinished) controller.abort();
+  });
+
+  let body: Uint8Array | null = null;
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    const read = await readBody(request, gateway.maxBodyBytes);
+    if (read instanceof GatewayError) {
+      // The rest of an oversized body is not read; close rather than leave it in the socket.
+      response.setHeader("connection", "close");
+      writeJson(response, errorReply(read));
+      return;
+    }
+    body = read;
+  }
+
+  const reply = await gateway.handle({
+    method: request.method ?? "GET",
+    path,
+    headers: nodeHeaders(request),
+    body,
+    signal: controller.signal,
+    raw: request,
+  });
+  if (reply.kind === "json") return writeJson(response, reply);
+  await writeStream(response, reply, controller.signal);
+}
+
+function writeJson(response: ServerResponse, reply: Extract<GatewayReply, { kind: "json" }>): void {
+  if (response.destroyed) return;
+  response.writeHead(reply.status, { ...reply.headers, "content-length": Buffer.byteLength(reply.body) });
+  response.end(reply.body);
+}
+
+/**
+ * Writes a stream with backpressure: when the socket's buffer is full, it stops pulling events
+ * (and so stops reading the upstream) until 'drain'. A vanished client ends the iteration, which
+ * settles the request's budget.
+ */
+async function writeStream(response: ServerResponse, reply: StreamReply, signal: AbortSignal): Promise<void> {
+  const events = reply.events;
+  try {
+    response.writeHead(reply.status, reply.headers);
+    response.flushHeaders();
+    for (;;) {
+      const next = await events.next();
+      if (next.done) break;
+      if (signal.aborted) break;
+      if (!response.write(next.value) && !(await drained(response, signal))) break;
+    }
+    if (!signal.aborted) response.end();
+  } finally {
+    await events.return(undefined);
+  }
+}
+
+function drained(response: ServerResponse, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      response.off("drain", onDrain);
+      signal.removeEventListener("abort", onAbort);
+      resolve(ok);
+    };
+    const onDrain = () => done(true);
+    const onAbort = () => done(false);
+    response.on("drain", onDrain);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Reads the body up to `limit` bytes; a GatewayError (413) past it. */
+function readBody(request: IncomingMessage & { body?: unknown }, limit: number): Promise<Uint8Array | GatewayError> {
+  const tooLarge = () =>
+    new GatewayError("request_too_large", `The request body is larger than the gateway accepts (${limit} bytes).`);
+  // A host's body parser (express.json()) may have consumed the stream already.
+  if (request.body !== undefined && request.readableEnded) {
+    const text = typeof request.body === "string" ? request.body : JSON.stringify(request.body);
+    const bytes = Buffer.from(text, "utf8");
+    return Promise.resolve(bytes.byteLength > limit ? tooLarge() : bytes);
+  }
+  const declared = Number(request.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) return Promise.resolve(tooLarge());
+
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size > limit) {
+        cleanup();
+        request.resume();
+        resolve(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(new GatewayError("invalid_request", "The request body could not be read.", { cause: error }));
+    };
+    const cleanup = () => {
+      request.off("data", onData);
+      request.off("end", onEnd);
+      request.off("error", onError);
+    };
+    request.on("data", onData);
+    request.on("end", onEnd);
+    request.on("error", onError);
+  });
+}
+
+function nodeHeaders(request: IncomingMessage): GatewayHeaders {
+  return {
+    get(name) {
+      const value = request.headers[name];
+      return Array.isArray(value) ? value[0] : value;
+    },
+  };
+}
+
+function normalizeBasePath(path: string): string {
+  const withSlash = path.startsWith("/") ? path : `/${path}`;
+  return withSlash.length > 1 && withSlash.endsWith("/") ? withSlash.slice(0, -1) : withSlash;
+}

@@ -1,0 +1,170 @@
+/**
+ * Cheap probes of one chat-completion stream payload: the usage it reports, the error it carries,
+ * and whether it holds generated output.
+ *
+ * Each runs on every event of every stream, so each first looks for a key with `indexOf` and
+ * parses JSON only when the payload can hold what it looks for. A gateway forwards the upstream's
+ * bytes; parsing every chunk would cost more than the rest of the gateway (STYLE.md §3).
+ */
+import { GatewayError } from "../errors/gateway-error.js";
+import type { TokenUsage } from "../provider/provider.js";
+
+export interface StreamUsage {
+  usage: TokenUsage;
+  /**
+   * True when the payload carries no choices: OpenAI's `include_usage` trailer (`choices: []`),
+   * which the gateway removes when the client did not ask for usage. False when usage rides on a
+   * chunk with output (vLLM repeats it on every chunk, llama.cpp before Aug 2025 put it on the
+   * finish chunk).
+   */
+  usageOnly: boolean;
+}
+
+const quote = 0x22;
+const colon = 0x3a;
+const openBrace = 0x7b;
+
+/**
+ * The usage an event reports, or null when it reports none.
+ *
+ * Parses only a payload where `"usage"` is followed by an object, so OpenAI's and TGI's
+ * `"usage":null` on every chunk costs one substring search. Null as well for malformed JSON or
+ * usage without numeric `prompt_tokens` and `completion_tokens`: metering then falls back to
+ * counting, rather than charging a made-up number.
+ */
+export function readUsage(data: string): StreamUsage | null {
+  if (!someValueStarts(data, '"usage"', startsObject)) return null;
+  const payload = parseObject(data);
+  if (payload === null) return null;
+  const usage = payload.usage;
+  if (!isRecord(usage)) return null;
+  const inputTokens = usage.prompt_tokens;
+  const outputTokens = usage.completion_tokens;
+  if (!isTokenCount(inputTokens) || !isTokenCount(outputTokens)) return null;
+  const result: TokenUsage = { inputTokens, outputTokens, source: "upstream" };
+  // Optional detail: a malformed one is dropped rather than costing the whole usage.
+  const promptDetails = usage.prompt_tokens_details;
+  if (isRecord(promptDetails) && isTokenCount(promptDetails.cached_tokens)) {
+    result.cachedInputTokens = promptDetails.cached_tokens;
+  }
+  const choices = payload.choices;
+  const usageOnly = choices === undefined || choices === null || (Array.isArray(choices) && choices.length === 0);
+  return { usage: result, usageOnly };
+}
+
+/**
+ * The error an event carries in place of a chunk, as a GatewayError `upstream_error` keeping the
+ * upstream's message, or null for an ordinary chunk. Once a stream has started, an upstream can
+ * only report a failure this way (openai-python raises on any payload with a top-level `error`).
+ *
+ * Shapes recognized:
+ * - OpenAI, Ollama, llama.cpp, vLLM >= 0.10.1: `{"error":{"message":...,"type":...}}`
+ * - TGI in a stream: `{"error":{"message":...,"http_status_code":422}}`
+ * - TGI native and the HF router: `{"error":"<message>","error_type":...}`
+ * - vLLM < 0.10.1, flat: `{"object":"error","message":...,"type":...,"code":400}`
+ *
+ * The pre-check searches the whole payload for `"error"` rather than only its first bytes: the
+ * key's position is up to the upstream's serializer, and the search costs about what a bounded
+ * one would. A nested `"error"` (Azure reports a failed content filter inside
+ * `content_filter_results`) costs a parse and is then correctly ignored. The parsed upstream
+ * payload is kept as the error's `cause`, for adapters that want its type or status.
+ */
+export function readStreamError(data: string): GatewayError | null {
+  if (!data.includes('"error"')) return null;
+  const payload = parseObject(data);
+  if (payload === null) return null;
+  const message = readErrorMessage(payload);
+  if (message === null) return null;
+  return new GatewayError("upstream_error", message, { cause: payload });
+}
+
+const fallbackErrorMessage = "The upstream reported an error in the stream without a message.";
+
+function readErrorMessage(payload: Record<string, unknown>): string | null {
+  const error = payload.error;
+  if (typeof error === "string") return error === "" ? fallbackErrorMessage : error;
+  if (isRecord(error)) {
+    return typeof error.message === "string" && error.message !== "" ? error.message : fallbackErrorMessage;
+  }
+  if (error !== undefined && error !== null && error !== false) return fallbackErrorMessage;
+  if (payload.object === "error") {
+    return typeof payload.message === "string" && payload.message !== "" ? payload.message : fallbackErrorMessage;
+  }
+  return null;
+}
+
+/**
+ * The delta keys that hold generated output, all billed as output tokens: text, a refusal,
+ * reasoning (`reasoning_content` from llama.cpp and vLLM, `reasoning` from Ollama) and tool-call
+ * arguments. Within a chat-completion chunk these names only occur as delta keys.
+ */
+const outputKeys = ['"content"', '"arguments"', '"refusal"', '"reasoning_content"', '"reasoning"'] as const;
+
+/**
+ * Whether an event carries a non-empty output delta, found by substring search alone: counted
+ * per stream, it lets the gateway estimate output tokens when the upstream reports no usage,
+ * without parsing any chunk. Empty strings do not count: OpenAI opens with `"content":""`,
+ * Ollama repeats it on every tool-call chunk, and tool calls open with `"arguments":""`.
+ */
+export function hasOutputDelta(data: string): boolean {
+  for (const key of outputKeys) {
+    if (someValueStarts(data, key, startsNonEmptyString)) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether some occurrence of `quotedKey` is a key (followed by a colon) whose value passes
+ * `accept`. Tolerates JSON whitespace around the colon, which Python servers emit (`"usage": {`).
+ * A string value containing the key cannot match: its quotes arrive escaped (`\"usage\"`).
+ */
+function someValueStarts(
+  data: string,
+  quotedKey: string,
+  accept: (data: string, valueStart: number) => boolean,
+): boolean {
+  let keyIndex = data.indexOf(quotedKey);
+  while (keyIndex !== -1) {
+    const afterKey = keyIndex + quotedKey.length;
+    const colonIndex = skipWhitespace(data, afterKey);
+    if (data.charCodeAt(colonIndex) === colon && accept(data, skipWhitespace(data, colonIndex + 1))) return true;
+    keyIndex = data.indexOf(quotedKey, afterKey);
+  }
+  return false;
+}
+
+function skipWhitespace(data: string, index: number): number {
+  let position = index;
+  for (;;) {
+    const code = data.charCodeAt(position);
+    // JSON's whitespace: space, tab, line feed, carriage return.
+    if (code !== 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d) return position;
+    position += 1;
+  }
+}
+
+function startsObject(data: string, valueStart: number): boolean {
+  return data.charCodeAt(valueStart) === openBrace;
+}
+
+function startsNonEmptyString(data: string, valueStart: number): boolean {
+  return data.charCodeAt(valueStart) === quote && valueStart + 1 < data.length && data.charCodeAt(valueStart + 1) !== quote;
+}
+
+function parseObject(data: string): Record<string, unknown> | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  return isRecord(value) ? value : null;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isTokenCount(value: unknown): value is number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0;
+}
