@@ -81,3 +81,10 @@ describe("GatewayError relaying an upstream error", () => {
     expect(new GatewayError("upstream_error", "x", { wireCode: null }).toJSON().error.code).toBeNull();
   });
 });
+
+describe("GatewayError retryability override", () => {
+  it("lets an error declare itself final whatever its status", () => {
+    expect(new GatewayError("upstream_error", "bad credentials", { retryable: false }).retryable).toBe(false);
+    expect(new GatewayError("upstream_error", "flaky").retryable).toBe(true);
+  });
+});

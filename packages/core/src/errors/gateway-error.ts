@@ -62,6 +62,11 @@ export interface GatewayErrorOptions {
    * (Azure's `innererror` with the content-filter results). The four OpenAI keys always win.
    */
   details?: Record<string, unknown>;
+  /**
+   * Overrides retryability computed from the status: a 502 for a provider's rejected
+   * credentials fails the same way on every try, so it says `false`.
+   */
+  retryable?: boolean;
   cause?: unknown;
 }
 
@@ -75,6 +80,7 @@ export class GatewayError extends Error {
   readonly headers: Readonly<Record<string, string>>;
   readonly wireCode: string | null;
   readonly details: Readonly<Record<string, unknown>> | null;
+  readonly #retryable: boolean | undefined;
 
   constructor(code: GatewayErrorCode, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -86,6 +92,7 @@ export class GatewayError extends Error {
     this.headers = options.headers ?? {};
     this.wireCode = options.wireCode === undefined ? code : options.wireCode;
     this.details = options.details ?? null;
+    this.#retryable = options.retryable;
   }
 
   static is(value: unknown): value is GatewayError {
@@ -102,6 +109,7 @@ export class GatewayError extends Error {
 
   /** Whether a caller may retry: rate limits and upstream failures, never a client's own mistake. */
   get retryable(): boolean {
+    if (this.#retryable !== undefined) return this.#retryable;
     return this.status === 408 || this.status === 409 || this.status === 429 || this.status >= 500;
   }
 

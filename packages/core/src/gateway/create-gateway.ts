@@ -103,18 +103,21 @@ export function createGateway(options: GatewayOptions): Gateway {
       return json(200, { object: "list", data });
     }
 
+    // Who is asking comes first: an unauthenticated caller learns nothing, not even what is
+    // wrong with its body.
+    const caller = await authenticate({ request, keys: context.stores.keys, identify: context.identify, now: clock.now() });
     const bodyBytes = request.body?.byteLength ?? 0;
     const raw = readJson(request);
     if (path === "/embeddings") {
       const body = parseBody(embeddingRequestSchema, raw);
-      const caller = await authenticated(request, requestId, "embeddings", body.model, false);
+      started(requestId, caller, "embeddings", body.model, false);
       const resolved = await resolveModel({ modelId: body.model, caller, ...resolvers() });
       return handleEmbeddings({ context, request, requestId, body, bodyBytes, caller, resolved });
     }
 
     const operation: GenerationOperation = path === "/completions" ? "completions" : "chat.completions";
     const body = parseBody(operation === "completions" ? completionRequestSchema : chatCompletionRequestSchema, raw);
-    const caller = await authenticated(request, requestId, operation, body.model, body.stream === true);
+    started(requestId, caller, operation, body.model, body.stream === true);
     const resolved = await resolveModel({ modelId: body.model, caller, ...resolvers() });
     return handleGeneration({ context, request, requestId, operation, body, bodyBytes, caller, resolved, onEnd });
   }
@@ -138,6 +141,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     stream: boolean,
   ): Promise<Caller> {
     const caller = await authenticate({ request, keys: context.stores.keys, identify: context.identify, now: clock.now() });
+    started(requestId, caller, operation, model, stream);
+    return caller;
+  }
+
+  function started(requestId: string, caller: Caller, operation: string, model: string | null, stream: boolean): void {
     events.publish("request-start", {
       requestId,
       operation,
@@ -147,7 +155,6 @@ export function createGateway(options: GatewayOptions): Gateway {
       stream,
       at: clock.now(),
     });
-    return caller;
   }
 
   return {

@@ -76,12 +76,15 @@ function callDeployment(generation: Generation, upstreamBody: OpenAIRequestBody,
   return (deployment: Parameters<Attempt<unknown>>[0], signal: AbortSignal) => {
     const call = { body: { ...upstreamBody, model: deployment.model }, signal, requestId: generation.requestId };
     if (generation.operation === "completions") {
-      if (!deployment.completions) {
-        throw new GatewayError("invalid_request", `The model \`${generation.resolved.modelId}\` does not serve the legacy completions API.`, {
-          param: "model",
-        });
+      const serve = stream ? deployment.streamCompletions?.bind(deployment) : deployment.completions?.bind(deployment);
+      if (!serve) {
+        throw new GatewayError(
+          "invalid_request",
+          `The model \`${generation.resolved.modelId}\` does not serve the legacy completions API${stream ? " with streaming" : ""}.`,
+          { param: "model" },
+        );
       }
-      return deployment.completions(call);
+      return serve(call);
     }
     return stream ? deployment.streamChatCompletion(call) : deployment.chatCompletion(call);
   };

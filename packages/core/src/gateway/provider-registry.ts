@@ -56,7 +56,14 @@ export class ProviderRegistry {
       throw new GatewayError("provider_unavailable", `This gateway has no adapter for providers of kind '${record.kind}'.`);
     }
     const secrets = await this.#catalog.readSecrets(record.id);
-    return adapter.create({ record, secrets });
+    try {
+      return adapter.create({ record, secrets });
+    } catch (error) {
+      // Settings that no longer validate are the provider owner's to fix, not the caller's: a
+      // 503 says "this provider cannot serve", where the adapter's own 400 would blame the request.
+      const reason = GatewayError.is(error) ? error.message : "its settings could not be loaded";
+      throw new GatewayError("provider_unavailable", `The provider '${record.name}' cannot serve requests: ${reason}`, { cause: error });
+    }
   }
 
   async #close(entry: Entry): Promise<void> {

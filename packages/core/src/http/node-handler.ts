@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { GatewayError } from "../errors/gateway-error.js";
 import { errorReply } from "../gateway/create-gateway.js";
 import type { Gateway } from "../gateway/create-gateway.js";
-import type { GatewayHeaders } from "../gateway/gateway-options.js";
 import type { GatewayReply, StreamReply } from "../gateway/gateway-request.js";
+import { nodeHeaders, normalizeBasePath, readNodeBody } from "./read-node-body.js";
 
 export interface NodeHandlerOptions {
   /** Where the OpenAI-compatible API is mounted, e.g. `/api/openai/v1`. Default `/v1`. */
@@ -43,7 +43,7 @@ async function serve(gateway: Gateway, request: IncomingMessage, response: Serve
 
   let body: Uint8Array | null = null;
   if (request.method !== "GET" && request.method !== "HEAD") {
-    const read = await readBody(request, gateway.maxBodyBytes);
+    const read = await readNodeBody(request, gateway.maxBodyBytes);
     if (read instanceof GatewayError) {
       // The rest of an oversized body is not read; close rather than leave it in the socket.
       response.setHeader("connection", "close");
@@ -106,63 +106,4 @@ function drained(response: ServerResponse, signal: AbortSignal): Promise<boolean
     response.on("drain", onDrain);
     signal.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-/** Reads the body up to `limit` bytes; a GatewayError (413) past it. */
-function readBody(request: IncomingMessage & { body?: unknown }, limit: number): Promise<Uint8Array | GatewayError> {
-  const tooLarge = () =>
-    new GatewayError("request_too_large", `The request body is larger than the gateway accepts (${limit} bytes).`);
-  // A host's body parser (express.json()) may have consumed the stream already.
-  if (request.body !== undefined && request.readableEnded) {
-    const text = typeof request.body === "string" ? request.body : JSON.stringify(request.body);
-    const bytes = Buffer.from(text, "utf8");
-    return Promise.resolve(bytes.byteLength > limit ? tooLarge() : bytes);
-  }
-  const declared = Number(request.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limit) return Promise.resolve(tooLarge());
-
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.byteLength;
-      if (size > limit) {
-        cleanup();
-        request.resume();
-        resolve(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    };
-    const onError = (error: Error) => {
-      cleanup();
-      reject(new GatewayError("invalid_request", "The request body could not be read.", { cause: error }));
-    };
-    const cleanup = () => {
-      request.off("data", onData);
-      request.off("end", onEnd);
-      request.off("error", onError);
-    };
-    request.on("data", onData);
-    request.on("end", onEnd);
-    request.on("error", onError);
-  });
-}
-
-function nodeHeaders(request: IncomingMessage): GatewayHeaders {
-  return {
-    get(name) {
-      const value = request.headers[name];
-      return Array.isArray(value) ? value[0] : value;
-    },
-  };
-}
-
-function normalizeBasePath(path: string): string {
-  const withSlash = path.startsWith("/") ? path : `/${path}`;
-  return withSlash.length > 1 && withSlash.endsWith("/") ? withSlash.slice(0, -1) : withSlash;
 }

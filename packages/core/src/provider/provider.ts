@@ -115,6 +115,9 @@ export interface Deployment {
 
   /** Legacy `/completions`, for upstreams that serve it; absent when the adapter does not. */
   completions?(call: ProviderCall): Promise<ProviderResponse>;
+
+  /** Legacy `/completions` streamed, with the same event contract as `streamChatCompletion`. */
+  streamCompletions?(call: ProviderCall): Promise<ProviderStream>;
 }
 
 /**

@@ -93,13 +93,6 @@ export function fakePromptTokens(body: unknown): number {
   return Math.max(1, Math.ceil(count.characters / 4) + count.tokenIds);
 }
 
-/** Prompt tokens for one embedding input item, by the same rule. */
-export function fakeInputTokens(input: unknown): number {
-  const count: TextCount = { characters: 0, tokenIds: 0 };
-  countInput(input, count);
-  return Math.ceil(count.characters / 4) + count.tokenIds;
-}
-
 /** FNV-1a over the input's text (token ids joined by commas), as the embedding's seed. */
 function hashInput(input: string | readonly number[]): number {
   const text = typeof input === "string" ? `s:${input}` : `t:${input.join(",")}`;

@@ -16,6 +16,11 @@ export interface FakeControl {
   intervalMs?: number;
   /** Pause before anything is written, headers included. */
   firstByteDelayMs?: number;
+  /**
+   * Hold the request before anything is written (after `firstByteDelayMs`) until the test calls
+   * `openGate(name)`: for tests that need many requests in flight at once, without timing.
+   */
+  gate?: string;
   /** Destroy the socket after N chunks: the upstream dies mid-stream. Non-stream: before any byte. */
   failAfterChunks?: number;
   /** After N chunks, send the profile's in-stream error event and end the stream (no [DONE]). */
@@ -51,6 +56,7 @@ const controlKinds: Readonly<Record<keyof FakeControl, ControlKind>> = {
   chunks: "count",
   intervalMs: "milliseconds",
   firstByteDelayMs: "milliseconds",
+  gate: "string",
   failAfterChunks: "count",
   errorEventAfterChunks: "count",
   status: "status",

@@ -15,7 +15,13 @@ import type { FakeUpstreamProfile, ProfileSpec } from "./fake-upstream-profiles.
 
 export interface StreamPlan {
   head: string;
-  chunks: readonly (string | Uint8Array)[];
+  /** How many countable chunks the stream has. */
+  count: number;
+  /**
+   * Renders countable chunk `index` (0-based, < count) on demand, so a stream of millions of
+   * chunks (a backpressure test's) costs no memory up front.
+   */
+  chunk(index: number): string | Uint8Array;
   tail: string;
 }
 
@@ -80,19 +86,21 @@ function delta(spec: ProfileSpec, members: string): string {
   return spec.roleChunkDelta === null ? `{"role":"assistant",${members}}` : `{${members}}`;
 }
 
-// Content choices never change for a profile and word index: built once, reused by every request.
-const contentChoiceCache = new Map<FakeUpstreamProfile, string[]>();
+// Content choices never change for a profile and word: built once, reused by every request. Keyed
+// by the word (the reply cycles through a few), so a stream of a million chunks adds no entries.
+const contentChoiceCache = new Map<FakeUpstreamProfile, Map<string, string>>();
 
 function contentChoice(spec: ProfileSpec, index: number): string {
   let cache = contentChoiceCache.get(spec.name);
   if (cache === undefined) {
-    cache = [];
+    cache = new Map();
     contentChoiceCache.set(spec.name, cache);
   }
-  let choice = cache[index];
+  const word = fakeReplyWord(index);
+  let choice = cache.get(word);
   if (choice === undefined) {
-    choice = renderChoice(spec, delta(spec, `"content":${JSON.stringify(fakeReplyWord(index))}`), null);
-    cache[index] = choice;
+    choice = renderChoice(spec, delta(spec, `"content":${JSON.stringify(word)}`), null);
+    cache.set(word, choice);
   }
   return choice;
 }
@@ -150,8 +158,7 @@ export function planChatStream(input: ChatStreamInput): StreamPlan {
   const roleDelta = input.toolCalls ? spec.toolRoleChunkDelta : spec.roleChunkDelta;
   if (roleDelta !== null) head = before + renderChoice(spec, roleDelta, null) + after + memberAt(0) + "}\n\n";
 
-  const chunks = new Array<string>(count);
-  for (let index = 0; index < count; index++) {
+  const chunk = (index: number): string => {
     const lastCarriesFinish = spec.finish === "last-content" && index === count - 1;
     let choice: string;
     if (toolDeltaList !== null) {
@@ -161,8 +168,8 @@ export function planChatStream(input: ChatStreamInput): StreamPlan {
     } else {
       choice = contentChoice(spec, index);
     }
-    chunks[index] = before + choice + after + memberAt(index + 1) + "}\n\n";
-  }
+    return before + choice + after + memberAt(index + 1) + "}\n\n";
+  };
 
   let finishMember = memberAt(count);
   if (spec.usage === "finish-chunk") {
@@ -179,7 +186,7 @@ export function planChatStream(input: ChatStreamInput): StreamPlan {
     tail += before + after + usageMember(spec, promptTokens, count) + "}\n\n";
   }
   if (spec.doneEvent !== null) tail += spec.doneEvent;
-  return { head, chunks, tail };
+  return { head, count, chunk, tail };
 }
 
 export interface CompletionStreamInput {
@@ -203,16 +210,14 @@ export function planCompletionStream(input: CompletionStreamInput): StreamPlan {
   const fingerprint = spec.systemFingerprint === null ? "" : `,"system_fingerprint":"${spec.systemFingerprint}"`;
   const before = `${spec.dataPrefix}{"id":"${input.id}","object":"text_completion","created":${input.created},"choices":[`;
   const after = `],"model":${input.modelJson}${fingerprint}`;
-  const chunks = new Array<string>(input.contentCount);
-  for (let index = 0; index < input.contentCount; index++) {
-    chunks[index] = `${before}{"text":${JSON.stringify(fakeReplyWord(index))},"index":0,"logprobs":null,"finish_reason":null}${after}}\n\n`;
-  }
+  const chunk = (index: number): string =>
+    `${before}{"text":${JSON.stringify(fakeReplyWord(index))},"index":0,"logprobs":null,"finish_reason":null}${after}}\n\n`;
   let tail = `${before}{"text":"","index":0,"logprobs":null,"finish_reason":"${input.finishReason}"}${after}}\n\n`;
   if (input.includeUsage && spec.usage !== "never") {
     tail += before + after + usageMember(spec, input.promptTokens, input.contentCount) + "}\n\n";
   }
   if (spec.doneEvent !== null) tail += spec.doneEvent;
-  return { head: "", chunks, tail };
+  return { head: "", count: input.contentCount, chunk, tail };
 }
 
 /** The in-stream error event of `fake.errorEventAfterChunks`, in the profile's framing and shape. */
@@ -318,6 +323,14 @@ function waitForDrain(response: ServerResponse): Promise<boolean> {
   });
 }
 
+/** Resolves once everything written so far has left the socket; false if it closed first. */
+function flushed(response: ServerResponse): Promise<boolean> {
+  const socket = response.socket;
+  if (socket === null || socket.destroyed) return Promise.resolve(false);
+  // An empty write's callback runs after every earlier write has been handed to the kernel.
+  return new Promise((resolve) => socket.write("", () => resolve(!response.destroyed)));
+}
+
 /** Writes one piece; when the socket's buffer is full, waits for 'drain' before saying go on. */
 function writePiece(response: ServerResponse, piece: string | Uint8Array): boolean | Promise<boolean> {
   if (response.destroyed) return false;
@@ -333,49 +346,78 @@ export interface WriteStreamOptions {
   errorEvent: string;
   /** Called just before the fake destroys the socket on purpose, so it is not recorded as a client abort. */
   onDestroy: () => void;
+  /** Called after each write with its size in bytes and how many countable chunks it held. */
+  onWrite?: (bytes: number, chunks: number) => void;
+}
+
+/** Plain streams up to this many chunks go out in one write; longer ones piece by piece, with backpressure. */
+const oneWriteChunkLimit = 4_096;
+
+/** The whole plan as one string, or null when it is too long for one write or holds bytes (a replay). */
+function wholeText(plan: StreamPlan): string | null {
+  if (plan.count > oneWriteChunkLimit) return null;
+  let text = plan.head;
+  for (let index = 0; index < plan.count; index++) {
+    const chunk = plan.chunk(index);
+    if (typeof chunk !== "string") return null;
+    text += chunk;
+  }
+  return text + plan.tail;
+}
+
+function byteLength(piece: string | Uint8Array): number {
+  return typeof piece === "string" ? Buffer.byteLength(piece) : piece.byteLength;
 }
 
 /**
- * Writes a planned stream. Headers must already be set. Without pacing or failure knobs the whole
- * stream goes out in one write (the benchmark's floor); otherwise chunk by chunk, waiting for
- * 'drain' when the socket pushes back, and stopping as soon as the client goes away.
+ * Writes a planned stream. Headers must already be set. Without pacing or failure knobs a stream
+ * of up to a few thousand chunks goes out in one write (the benchmark's floor); otherwise chunk
+ * by chunk, waiting for 'drain' when the socket pushes back, and stopping as soon as the client
+ * goes away.
  */
 export async function writeStream(options: WriteStreamOptions): Promise<void> {
-  const { response, plan, control } = options;
+  const { response, plan, control, onWrite } = options;
+  const write = (piece: string | Uint8Array, chunks: number): boolean | Promise<boolean> => {
+    if (response.destroyed) return false;
+    onWrite?.(byteLength(piece), chunks);
+    return writePiece(response, piece);
+  };
   if (isPlainStream(control)) {
-    let allText = true;
-    for (const chunk of plan.chunks) if (typeof chunk !== "string") allText = false;
-    if (allText) {
-      response.write(plan.head + (plan.chunks as readonly string[]).join("") + plan.tail);
+    const whole = wholeText(plan);
+    if (whole !== null) {
+      response.write(whole);
+      onWrite?.(Buffer.byteLength(whole), plan.count);
     } else {
-      if (plan.head !== "" && !(await writePiece(response, plan.head))) return;
-      for (const chunk of plan.chunks) if (!(await writePiece(response, chunk))) return;
-      if (plan.tail !== "" && !(await writePiece(response, plan.tail))) return;
+      if (plan.head !== "" && !(await write(plan.head, 0))) return;
+      for (let index = 0; index < plan.count; index++) if (!(await write(plan.chunk(index), 1))) return;
+      if (plan.tail !== "" && !(await write(plan.tail, 0))) return;
     }
     response.end();
     return;
   }
   const intervalMs = control.intervalMs ?? 0;
-  if (plan.head !== "" && !(await writePiece(response, plan.head))) return;
+  if (plan.head !== "" && !(await write(plan.head, 0))) return;
   for (let index = 0; ; index++) {
     if (index === control.failAfterChunks) {
+      // Let the chunks already written reach the client first: destroy() discards what the
+      // (possibly corked) socket still holds, and the test wants exactly N chunks, then death.
+      if (!(await flushed(response))) return;
       options.onDestroy();
       response.destroy();
       return;
     }
     if (index === control.errorEventAfterChunks) {
-      if (await writePiece(response, options.errorEvent)) response.end();
+      if (await write(options.errorEvent, 0)) response.end();
       return;
     }
     if (index === control.hangAfterChunks) {
       await whenClosed(response);
       return;
     }
-    const chunk = plan.chunks[index];
-    if (chunk === undefined) break;
+    if (index >= plan.count) break;
     if (intervalMs > 0 && !(await pause(response, intervalMs))) return;
-    if (!(await writePiece(response, chunk))) return;
+    if (!(await write(plan.chunk(index), 1))) return;
   }
-  if (plan.tail !== "" && !(await writePiece(response, plan.tail))) return;
+  if (plan.tail !== "" && !(await write(plan.tail, 0))) return;
   response.end();
 }

@@ -8,7 +8,7 @@
  * for pacing, so the benchmark can use it as the "upstream direct" floor.
  */
 import { createServer } from "node:http";
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
@@ -22,7 +22,7 @@ import {
   renderModels,
   renderUnauthorized,
 } from "./fake-upstream-profiles.js";
-import type { ErrorSpec, FakeModel, FakeUpstreamProfile, ProfileSpec } from "./fake-upstream-profiles.js";
+import type { ErrorSpec, FakeModel, FakeUpstreamProfile } from "./fake-upstream-profiles.js";
 import {
   loadReplay,
   pause,
@@ -36,6 +36,8 @@ import {
   writeStream,
 } from "./fake-upstream-streams.js";
 import type { StreamPlan } from "./fake-upstream-streams.js";
+import { createRequestRecorder } from "./fake-upstream-recorder.js";
+import type { MutableRecord, RecordedRequest } from "./fake-upstream-recorder.js";
 import {
   chatParameters,
   completionParameters,
@@ -46,11 +48,19 @@ import {
 } from "./fake-upstream-requests.js";
 import type { FakeControl } from "./fake-upstream-requests.js";
 
-export { fakeEmbedding, fakeInputTokens, fakePromptTokens, fakeReplyText, fakeReplyWord, fakeToolCalls } from "./fake-upstream-content.js";
+export {
+  encodeEmbeddingBase64,
+  fakeEmbedding,
+  fakePromptTokens,
+  fakeReplyText,
+  fakeReplyWord,
+  fakeToolCalls,
+} from "./fake-upstream-content.js";
 export type { FakeToolCall } from "./fake-upstream-content.js";
 export { fakeUpstreamProfiles } from "./fake-upstream-profiles.js";
 export type { FakeModel, FakeUpstreamProfile } from "./fake-upstream-profiles.js";
 export type { FakeControl } from "./fake-upstream-requests.js";
+export type { FakeRequestOutcome, RecordedRequest } from "./fake-upstream-recorder.js";
 
 export interface FakeUpstreamOptions {
   /** Which server family to imitate. Default "openai". */
@@ -67,36 +77,6 @@ export interface FakeUpstreamOptions {
   record?: boolean;
   /** Where `fake.replay` finds captures. Default: core's src/testing/__fixtures__/sse/. */
   replayDirectory?: string;
-}
-
-/** How a recorded request ended. */
-export type FakeRequestOutcome = "pending" | "completed" | "client-aborted" | "server-destroyed";
-
-export interface RecordedRequest {
-  /** Position in `requests`, counted from the last reset(). */
-  readonly index: number;
-  readonly method: string;
-  /** The path without the query string. */
-  readonly path: string;
-  /** The request target as sent, query included. */
-  readonly url: string;
-  readonly headers: IncomingHttpHeaders;
-  /** The parsed JSON body; undefined for an empty or unparseable body (see rawBody). */
-  readonly body: unknown;
-  readonly rawBody: string;
-  /** The merged `fake` control (header over body), or null when the request sent none. */
-  readonly control: FakeControl | null;
-  /** Whether the body asked for a stream (`stream: true`). */
-  readonly stream: boolean;
-  /** Date.now() when the request arrived. */
-  readonly receivedAt: number;
-  /** The status sent, once headers went out. */
-  readonly status: number | null;
-  readonly outcome: FakeRequestOutcome;
-  /** Date.now() when the response finished. */
-  readonly finishedAt: number | null;
-  /** Date.now() when the client closed the connection before the response finished. */
-  readonly abortedAt: number | null;
 }
 
 export interface FakeUpstream {
@@ -117,19 +97,21 @@ export interface FakeUpstream {
   waitForRequest(requestIndex: number, timeoutMs?: number): Promise<RecordedRequest>;
   /** Replaces the model list. */
   setModels(models: ReadonlyArray<string | FakeModel>): void;
-  /** Clears recordings, `failTimes` counters and id counters. */
+  /**
+   * Lets every request held by `fake.gate: name` go on, and every later one pass at once, until
+   * reset(). A held request whose client goes away is dropped.
+   */
+  openGate(name: string): void;
+  /** Clears recordings, `failTimes` counters, id counters and opened gates. */
   reset(): void;
   /** Stops listening and destroys every open socket, hanging streams included. */
   close(): Promise<void>;
 }
 
-type MutableRecord = { -readonly [Key in keyof RecordedRequest]: RecordedRequest[Key] };
-
 interface Exchange {
   request: IncomingMessage;
   response: ServerResponse;
   record: MutableRecord | null;
-  spec: ProfileSpec;
 }
 
 function defaultReplayDirectory(): string {
@@ -177,36 +159,12 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   let models = (options.models ?? ["fake-model"]).map(toModel);
   let modelsBody = renderModels(spec, models);
 
-  const requests: MutableRecord[] = [];
+  const recorder = createRequestRecorder();
   const failureCounts = new Map<string, number>();
-  const changeListeners = new Set<() => void>();
+  const openGates = new Set<string>();
+  const gateWaiters = new Map<string, Set<() => void>>();
   const sockets = new Set<Socket>();
   let responseCounter = 0;
-  let closing = false;
-
-  const notify = (): void => {
-    if (changeListeners.size === 0) return;
-    for (const listener of [...changeListeners]) listener();
-  };
-
-  function track(exchange: Exchange): void {
-    const { record, response } = exchange;
-    if (record === null) return;
-    response.once("close", () => {
-      if (record.outcome === "pending") {
-        if (response.writableFinished) {
-          record.outcome = "completed";
-          record.finishedAt = Date.now();
-        } else if (closing) {
-          record.outcome = "server-destroyed";
-        } else {
-          record.outcome = "client-aborted";
-          record.abortedAt = Date.now();
-        }
-      }
-      notify();
-    });
-  }
 
   function markDestroyed(exchange: Exchange): void {
     if (exchange.record !== null) exchange.record.outcome = "server-destroyed";
@@ -225,7 +183,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   }
 
   function sendError(exchange: Exchange, error: ErrorSpec): void {
-    sendBody(exchange, error.status, renderErrorBody(exchange.spec.errorStyle, error), exchange.spec.jsonHeaders);
+    sendBody(exchange, error.status, renderErrorBody(spec.errorStyle, error), spec.jsonHeaders);
   }
 
   /** TGI's axum rejections: plain text, 400 for bad JSON and 422 for JSON of the wrong types. */
@@ -242,12 +200,31 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     const sent = exchange.request.headers[apiKeyHeader];
     const matches = apiKeyHeader === "authorization" ? sent === expectedAuthorization : sent === options.apiKey;
     if (matches) return true;
-    sendBody(exchange, 401, renderUnauthorized(exchange.spec, sent !== undefined), exchange.spec.jsonHeaders);
+    sendBody(exchange, 401, renderUnauthorized(spec, sent !== undefined), spec.jsonHeaders);
     return false;
   }
 
+  /** Resolves once gate `name` is open (true), or the response has closed first (false). */
+  function passGate(response: ServerResponse, name: string): Promise<boolean> {
+    if (openGates.has(name)) return Promise.resolve(!response.destroyed);
+    return new Promise((resolve) => {
+      let waiters = gateWaiters.get(name);
+      if (waiters === undefined) {
+        waiters = new Set();
+        gateWaiters.set(name, waiters);
+      }
+      const done = (): void => {
+        gateWaiters.get(name)?.delete(done);
+        response.off("close", done);
+        resolve(!response.destroyed);
+      };
+      waiters.add(done);
+      response.once("close", done);
+    });
+  }
+
   /**
-   * The steps every endpoint shares after parsing: the first-byte delay, then the scripted failures
+   * The steps every endpoint shares after parsing: the first-byte delay, the gate, then the scripted failures
    * (`status` / `failTimes`), then a non-stream `failAfterChunks` / `hangAfterChunks`. Returns false
    * when the request has been answered (or dropped) here.
    */
@@ -256,6 +233,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     if (control.firstByteDelayMs !== undefined && control.firstByteDelayMs > 0) {
       if (!(await pause(response, control.firstByteDelayMs))) return false;
     }
+    if (control.gate !== undefined && !(await passGate(response, control.gate))) return false;
     if (control.status !== undefined || control.failTimes !== undefined) {
       let fail = true;
       if (control.failTimes !== undefined) {
@@ -269,7 +247,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
         if (control.retryAfterMs !== undefined) response.setHeader("retry-after-ms", String(control.retryAfterMs));
         if (control.retryAfter !== undefined) response.setHeader("retry-after", String(control.retryAfter));
         if (control.errorBody !== undefined) {
-          sendBody(exchange, status, JSON.stringify(control.errorBody), exchange.spec.jsonHeaders);
+          sendBody(exchange, status, JSON.stringify(control.errorBody), spec.jsonHeaders);
         } else {
           sendError(exchange, errorForStatus(status));
         }
@@ -289,9 +267,9 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   }
 
   async function sendStream(exchange: Exchange, plan: StreamPlan, control: FakeControl): Promise<void> {
-    const { response, spec: profileOfExchange } = exchange;
+    const { response, record } = exchange;
     setStatus(exchange, 200);
-    response.writeHead(200, profileOfExchange.streamHeaders);
+    response.writeHead(200, spec.streamHeaders);
     // Without pacing the stream goes out in one write anyway; with it, push the headers now so the
     // client sees the response start before the first chunk.
     if (!isPlainStream(control)) response.flushHeaders();
@@ -299,8 +277,16 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       response,
       plan,
       control,
-      errorEvent: streamErrorEvent(profileOfExchange),
+      errorEvent: streamErrorEvent(spec),
       onDestroy: () => markDestroyed(exchange),
+      ...(record === null
+        ? {}
+        : {
+            onWrite: (bytes: number, chunks: number) => {
+              record.bytesWritten += bytes;
+              record.chunksWritten += chunks;
+            },
+          }),
     });
   }
 
@@ -311,7 +297,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       return;
     }
     const pieces = splitReplay(bytes, control.replayChunkBytes, !isPlainStream(control));
-    await sendStream(exchange, { head: "", chunks: pieces, tail: "" }, control);
+    await sendStream(exchange, { head: "", count: pieces.length, chunk: (index) => pieces[index]!, tail: "" }, control);
   }
 
   /** Chunks to send and the finish reason: `fake.chunks` (default 8) capped by max_tokens. */
@@ -349,11 +335,12 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       return false;
     }
     if (spec.rejectsStreamOptionsWithoutStream && body.stream_options !== undefined && body.stream_options !== null && body.stream !== true) {
-      const message =
+      // vLLM's pydantic validator names no param; OpenAI names the field.
+      const error =
         spec.errorStyle === "vllm"
-          ? "Stream options can only be defined when `stream=True`."
-          : "The 'stream_options' parameter is only allowed when 'stream' is enabled.";
-      sendError(exchange, openAiError(400, message, "stream_options", null));
+          ? openAiError(400, "Stream options can only be defined when `stream=True`.", null, null)
+          : openAiError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options", null);
+      sendError(exchange, error);
       return false;
     }
     return true;
@@ -472,29 +459,8 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     const path = pathOf(url);
     const method = request.method ?? "GET";
     const rawBody = method === "POST" ? await readBody(request) : "";
-    let record: MutableRecord | null = null;
-    if (recording) {
-      record = {
-        index: requests.length,
-        method,
-        path,
-        url,
-        headers: request.headers,
-        body: undefined,
-        rawBody,
-        control: null,
-        stream: false,
-        receivedAt,
-        status: null,
-        outcome: "pending",
-        finishedAt: null,
-        abortedAt: null,
-      };
-      requests.push(record);
-    }
-    const exchange: Exchange = { request, response, record, spec };
-    track(exchange);
-    notify();
+    const record = recording ? recorder.start({ request, response, method, path, url, rawBody, receivedAt }) : null;
+    const exchange: Exchange = { request, response, record };
 
     const route =
       method === "POST" && path === "/v1/chat/completions"
@@ -592,74 +558,29 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
 
-  function waitFor<Result>(
-    requestIndex: number,
-    timeoutMs: number,
-    settle: (record: MutableRecord) => { value: Result } | { error: Error } | null,
-    timeoutMessage: string,
-  ): Promise<Result> {
-    return new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        const record = requests[requestIndex];
-        if (record === undefined) return false;
-        const result = settle(record);
-        if (result === null) return false;
-        if ("error" in result) reject(result.error);
-        else resolve(result.value);
-        return true;
-      };
-      if (check()) return;
-      const listener = (): void => {
-        if (!check()) return;
-        clearTimeout(timer);
-        changeListeners.delete(listener);
-      };
-      const timer = setTimeout(() => {
-        changeListeners.delete(listener);
-        reject(new Error(timeoutMessage));
-      }, timeoutMs);
-      changeListeners.add(listener);
-    });
-  }
-
   return {
     url,
     chatCompletionsUrl: `${url}/v1/chat/completions`,
     profile,
-    requests,
-    waitForAbort(requestIndex, timeoutMs = 1000) {
-      return waitFor<number>(
-        requestIndex,
-        timeoutMs,
-        (record) => {
-          if (record.abortedAt !== null) return { value: record.abortedAt };
-          if (record.outcome !== "pending") {
-            return { error: new Error(`request ${requestIndex} ended without a client abort (${record.outcome})`) };
-          }
-          return null;
-        },
-        `request ${requestIndex} was not aborted within ${timeoutMs} ms`,
-      );
-    },
-    waitForRequest(requestIndex, timeoutMs = 1000) {
-      return waitFor<RecordedRequest>(
-        requestIndex,
-        timeoutMs,
-        (record) => ({ value: record }),
-        `request ${requestIndex} did not arrive within ${timeoutMs} ms`,
-      );
-    },
+    requests: recorder.requests,
+    waitForAbort: (requestIndex, timeoutMs = 1000) => recorder.waitForAbort(requestIndex, timeoutMs),
+    waitForRequest: (requestIndex, timeoutMs = 1000) => recorder.waitForRequest(requestIndex, timeoutMs),
     setModels(next) {
       models = next.map(toModel);
       modelsBody = renderModels(spec, models);
     },
+    openGate(name) {
+      openGates.add(name);
+      for (const release of [...(gateWaiters.get(name) ?? [])]) release();
+    },
     reset() {
-      requests.length = 0;
+      recorder.reset();
       failureCounts.clear();
+      openGates.clear();
       responseCounter = 0;
     },
     close() {
-      closing = true;
+      recorder.stopRecordingAborts();
       for (const socket of sockets) socket.destroy();
       return new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
     },

@@ -1,0 +1,63 @@
+/**
+ * Path 2, the floor a Node gateway is measured against (STYLE.md §2): a node:http server and an
+ * undici Pool that forward method, path, headers and body to the upstream and pipe the answer
+ * back, byte for byte. No auth, no parsing, no metering: only what any correct proxy must do,
+ * including closing the upstream request when the client goes away (pipeline destroys both ends).
+ */
+import { createServer } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pipeline } from "node:stream";
+import { Pool } from "undici";
+import { serveControl } from "./server-control.js";
+import { keepAliveTimeoutMs, serverOptions, upstreamConnections, upstreamFromEnvironment, upstreamModel } from "./workload.js";
+
+const hopByHop = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"]);
+
+function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined && !hopByHop.has(name)) out[name] = value;
+  }
+  return out;
+}
+
+function readBody(request: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    request.on("error", reject);
+  });
+}
+
+const upstream = upstreamFromEnvironment();
+// Same connection limit as the Sluice server's adapter, so both can hold 1,000 open streams.
+const pool = new Pool(upstream, { connections: upstreamConnections, headersTimeout: 0, bodyTimeout: 0 });
+
+const server = createServer(serverOptions, (request, response) => {
+  readBody(request)
+    .then(async (body) => {
+      const answer = await pool.request({
+        path: request.url ?? "/",
+        method: request.method === "POST" ? "POST" : "GET",
+        headers: endToEnd(request.headers),
+        body: body.length === 0 ? null : body,
+      });
+      response.writeHead(answer.statusCode, endToEnd(answer.headers));
+      pipeline(answer.body, response, () => undefined);
+    })
+    .catch(() => {
+      if (!response.headersSent) response.writeHead(502).end();
+      else response.destroy();
+    });
+});
+server.keepAliveTimeout = keepAliveTimeoutMs;
+await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+
+const { port } = server.address() as AddressInfo;
+serveControl({ origin: `http://127.0.0.1:${port}`, path: "/v1/chat/completions", model: upstreamModel, apiKey: null }, async () => {
+  server.closeAllConnections();
+  await Promise.all([new Promise((resolve) => server.close(resolve)), pool.destroy()]);
+});

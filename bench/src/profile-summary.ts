@@ -1,0 +1,69 @@
+/**
+ * Reads a V8 `.cpuprofile` (from `node --cpu-prof`, e.g. BENCH_PROFILE=1) and prints where the
+ * time went: the functions with the most self time, and self time summed by source file.
+ *
+ *   node dist/profile-summary.js bench-results/profiles/<file>.cpuprofile [top=30]
+ */
+import { readFileSync } from "node:fs";
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  children?: number[];
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+const [file, topArgument] = process.argv.slice(2);
+if (file === undefined) {
+  process.stderr.write("usage: node dist/profile-summary.js <file.cpuprofile> [top]\n");
+  process.exit(2);
+}
+const top = Number(topArgument ?? 30);
+const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+
+const selfTime = new Map<number, number>();
+for (let index = 0; index < profile.samples.length; index++) {
+  const id = profile.samples[index]!;
+  selfTime.set(id, (selfTime.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0));
+}
+const total = [...selfTime.values()].reduce((sum, value) => sum + value, 0);
+
+function shortUrl(url: string): string {
+  if (url === "") return "(native)";
+  const packages = url.lastIndexOf("/packages/");
+  if (packages !== -1) return url.slice(packages + 1);
+  const modules = url.lastIndexOf("/node_modules/");
+  if (modules !== -1) return url.slice(modules + "/node_modules/".length);
+  return url.replace(/^file:\/\//, "");
+}
+
+const byFunction = new Map<string, number>();
+const byFile = new Map<string, number>();
+for (const node of profile.nodes) {
+  const time = selfTime.get(node.id) ?? 0;
+  if (time === 0) continue;
+  const frame = node.callFrame;
+  const where = shortUrl(frame.url);
+  const name = `${frame.functionName || "(anonymous)"}  ${where}:${frame.lineNumber + 1}`;
+  byFunction.set(name, (byFunction.get(name) ?? 0) + time);
+  byFile.set(where, (byFile.get(where) ?? 0) + time);
+}
+
+function print(title: string, entries: Map<string, number>): void {
+  process.stdout.write(`\n${title}\n`);
+  const sorted = [...entries].sort((a, b) => b[1] - a[1]).slice(0, top);
+  for (const [name, time] of sorted) {
+    process.stdout.write(`${((time / total) * 100).toFixed(1).padStart(5)}%  ${(time / 1000).toFixed(0).padStart(7)} ms  ${name}\n`);
+  }
+}
+
+process.stdout.write(`${file}: ${(total / 1000).toFixed(0)} ms sampled\n`);
+print("Self time by function", byFunction);
+print("Self time by file", byFile);

@@ -1,0 +1,70 @@
+/**
+ * The IPC side every benchmarked server process shares: it announces where it listens and answers
+ * the orchestrator's memory, CPU and close requests. Servers run with `--expose-gc`, so a memory
+ * sample is taken after forced full collections and measures what is live, not what is garbage.
+ */
+import { setImmediate as nextTurn } from "node:timers/promises";
+import type { CpuSample, MemorySample, ReadyMessage, ServerRequest } from "./protocol.js";
+
+function send(message: object): void {
+  process.send?.(message);
+}
+
+/** Open TCP connections of this process: one `TCPSocketWrap` each (listening sockets are `TCPServerWrap`). */
+function openSockets(): number {
+  let count = 0;
+  for (const resource of process.getActiveResourcesInfo()) if (resource === "TCPSocketWrap") count++;
+  return count;
+}
+
+export async function sampleMemory(): Promise<MemorySample> {
+  const gc = globalThis.gc;
+  if (gc === undefined) throw new Error("start the server with --expose-gc");
+  // Two collections a turn apart: the first runs finalizers and weak callbacks that free more.
+  gc();
+  await nextTurn();
+  gc();
+  const usage = process.memoryUsage();
+  return {
+    rss: usage.rss,
+    heapUsed: usage.heapUsed,
+    heapTotal: usage.heapTotal,
+    external: usage.external,
+    arrayBuffers: usage.arrayBuffers,
+    sockets: openSockets(),
+  };
+}
+
+function sampleCpu(): CpuSample {
+  const usage = process.cpuUsage();
+  return { cpuMicros: usage.user + usage.system };
+}
+
+/**
+ * Announces the server and serves the orchestrator until it asks to close. `close` should stop
+ * listening and release the server's own resources; the process then exits, which is also what
+ * writes a `--cpu-prof` profile.
+ */
+export function serveControl(ready: Omit<ReadyMessage, "type">, close: () => Promise<void>): void {
+  process.on("message", (message: ServerRequest) => {
+    void answer(message, close);
+  });
+  // The orchestrator going away (a crash, Ctrl-C) must not leave servers behind.
+  process.on("disconnect", () => process.exit(0));
+  send({ type: "ready", ...ready } satisfies ReadyMessage);
+}
+
+async function answer(message: ServerRequest, close: () => Promise<void>): Promise<void> {
+  switch (message.type) {
+    case "memory":
+      send({ id: message.id, ...(await sampleMemory()) });
+      return;
+    case "cpu":
+      send({ id: message.id, ...sampleCpu() });
+      return;
+    case "close":
+      await Promise.race([close(), new Promise((resolve) => setTimeout(resolve, 2_000))]);
+      // Exit only once the reply has left: process.send is asynchronous.
+      process.send?.({ id: message.id }, () => process.exit(0));
+  }
+}

@@ -1,0 +1,4 @@
+import { runExampleHost } from "@sluice/example-host-kit";
+import { createExpressHost } from "./app.js";
+
+await runExampleHost(createExpressHost);

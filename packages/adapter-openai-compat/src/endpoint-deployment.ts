@@ -1,0 +1,147 @@
+import { GatewayError } from "@sluice/core";
+import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream } from "@sluice/core";
+import { readResponseUsage } from "./response-usage.js";
+import { headerText, readBounded, readJsonObject, relayedHeaders } from "./upstream-client.js";
+import type { UpstreamClient } from "./upstream-client.js";
+import { parseUpstreamErrorBody, readUpstreamErrorObject } from "./upstream-error.js";
+import { upstreamEvents } from "./upstream-events.js";
+import { routePath } from "./upstream-target.js";
+import type { UpstreamTarget } from "./upstream-target.js";
+
+/** One configured endpoint, shared by the deployments of every model served there. */
+export interface Endpoint {
+  readonly target: UpstreamTarget;
+  readonly client: UpstreamClient;
+  /** The static settings headers and the `authorization` from the apiKey secret, lower-case. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** `quirks.dropStreamOptions`: never send `stream_options`. */
+  readonly dropStreamOptions: boolean;
+}
+
+const jsonBodyLimit = 64 * 1024;
+
+/**
+ * A Deployment of this adapter. Cast `provider.deployments(model)` to it to stream legacy
+ * completions with a typed result.
+ */
+export interface OpenAICompatDeployment extends Deployment {
+  /** Legacy `/completions`; with `stream: true` in the body it answers a ProviderStream (see the class). */
+  completions(call: ProviderCall): Promise<ProviderResponse>;
+  /** A streamed legacy completion (`POST {base}/completions` with `stream: true`). */
+  streamCompletions(call: ProviderCall): Promise<ProviderStream>;
+}
+
+/**
+ * One model at one endpoint. Bodies pass through as the gateway built them, but for the streaming
+ * fields each route must get right; answers pass back unparsed but for the usage.
+ */
+export class EndpointDeployment implements OpenAICompatDeployment {
+  readonly id: string;
+  readonly model: string;
+  readonly #endpoint: Endpoint;
+
+  constructor(input: { id: string; model: string; endpoint: Endpoint }) {
+    this.id = input.id;
+    this.model = input.model;
+    this.#endpoint = input.endpoint;
+  }
+
+  chatCompletion(call: ProviderCall): Promise<ProviderResponse> {
+    return this.#complete(this.#endpoint.target.chatPath, withoutStreaming(call.body), call, true);
+  }
+
+  streamChatCompletion(call: ProviderCall): Promise<ProviderStream> {
+    return this.#stream(this.#endpoint.target.chatPath, this.#streaming(call.body), call);
+  }
+
+  embeddings(call: ProviderCall): Promise<ProviderResponse> {
+    return this.#complete(routePath(this.#endpoint.target, "/embeddings"), call.body, call, false);
+  }
+
+  /** Legacy `/completions`, answered whole. */
+  completions(call: ProviderCall): Promise<ProviderResponse> {
+    return this.#complete(routePath(this.#endpoint.target, "/completions"), withoutStreaming(call.body), call, true);
+  }
+
+  /** A streamed legacy completion: the same SSE framing and reader as chat. */
+  streamCompletions(call: ProviderCall): Promise<ProviderStream> {
+    return this.#stream(routePath(this.#endpoint.target, "/completions"), this.#streaming(call.body), call);
+  }
+
+  /** `stream: true`, and `stream_options` kept unless the server is known to reject it. */
+  #streaming(body: OpenAIRequestBody): OpenAIRequestBody {
+    const out: OpenAIRequestBody = { ...body, stream: true };
+    if (this.#endpoint.dropStreamOptions) delete out.stream_options;
+    return out;
+  }
+
+  #headers(call: ProviderCall, accept: string): Record<string, string> {
+    return {
+      ...this.#endpoint.headers,
+      "content-type": "application/json",
+      accept,
+      "x-request-id": call.requestId,
+    };
+  }
+
+  async #complete(path: string, body: OpenAIRequestBody, call: ProviderCall, outputRequired: boolean): Promise<ProviderResponse> {
+    const response = await this.#endpoint.client.request({
+      origin: this.#endpoint.target.origin,
+      path,
+      method: "POST",
+      headers: this.#headers(call, "application/json"),
+      body: JSON.stringify(body),
+      signal: call.signal,
+    });
+    const parsed = await readJsonObject(response.body, call.signal);
+    // Some servers answer 200 with nothing but an error object.
+    if (parsed.error !== undefined && parsed.error !== null && parsed.choices === undefined && parsed.data === undefined) {
+      const error = readUpstreamErrorObject(parsed);
+      throw new GatewayError("upstream_error", `The upstream reported an error: ${error.message ?? "(no message)"}`);
+    }
+    return {
+      status: response.statusCode,
+      headers: relayedHeaders(response.headers),
+      body: parsed,
+      usage: readResponseUsage(parsed, { outputRequired }),
+    };
+  }
+
+  async #stream(path: string, body: OpenAIRequestBody, call: ProviderCall): Promise<ProviderStream> {
+    const response = await this.#endpoint.client.request({
+      origin: this.#endpoint.target.origin,
+      path,
+      method: "POST",
+      headers: this.#headers(call, "text/event-stream"),
+      body: JSON.stringify(body),
+      signal: call.signal,
+    });
+    const contentType = headerText(response.headers, "content-type");
+    if (contentType.includes("application/json")) {
+      // A 200 with an error object, or a server that ignored `stream: true`: no stream to relay.
+      const said = parseUpstreamErrorBody(await readBounded(response.body, jsonBodyLimit), contentType).message;
+      throw new GatewayError(
+        "upstream_error",
+        said === null
+          ? "The upstream answered a streaming request with JSON instead of an event stream."
+          : `The upstream reported an error: ${said}`,
+      );
+    }
+    return {
+      status: response.statusCode,
+      headers: relayedHeaders(response.headers),
+      events: upstreamEvents(response.body, call.signal),
+    };
+  }
+}
+
+/**
+ * A non-streaming body. `stream_options` goes whenever `stream` is not true: vLLM and OpenAI
+ * answer 400 to it otherwise (wire-formats §4, "Unknown fields").
+ */
+function withoutStreaming(body: OpenAIRequestBody): OpenAIRequestBody {
+  if (body.stream_options === undefined && body.stream !== true) return body;
+  const { stream_options: _streamOptions, ...rest } = body;
+  if (rest.stream === true) rest.stream = false;
+  return rest as OpenAIRequestBody;
+}

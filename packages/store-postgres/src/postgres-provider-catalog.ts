@@ -1,0 +1,347 @@
+import { isDeepStrictEqual } from "node:util";
+import {
+  GatewayError,
+  createEventBus,
+  createId,
+  createProviderInputSchema,
+  parseInput,
+  principalIdSchema,
+  providerNameSchema,
+  providerRefSchema,
+  systemClock,
+  updateProviderInputSchema,
+} from "@sluice/core";
+import type {
+  Clock,
+  CreateProviderInput,
+  ListProvidersFilter,
+  ProviderCatalog,
+  ProviderKind,
+  ProviderRecord,
+  ProviderStatus,
+  SecretBox,
+  SluiceEventBus,
+  UpdateProviderInput,
+  UpdateProviderOptions,
+} from "@sluice/core";
+import type pg from "pg";
+import { readInteger } from "./database-values.js";
+import { parseArgumentObject, parseField, parseWholeNumber } from "./parse-arguments.js";
+import { isUniqueViolation } from "./postgres-errors.js";
+import { withTransaction } from "./with-transaction.js";
+
+export interface PostgresProviderCatalogOptions {
+  /** The pool to query; the caller owns it. */
+  pool: pg.Pool;
+  secretBox: SecretBox;
+  clock?: Clock;
+  events?: SluiceEventBus;
+}
+
+interface ProviderRow {
+  id: string;
+  kind: ProviderKind;
+  owner: string;
+  name: string;
+  description: string | null;
+  tags: string[];
+  status: ProviderStatus;
+  status_reason: string | null;
+  settings: Record<string, unknown>;
+  sealed_secrets: Record<string, string>;
+  created_at: string;
+  updated_at: string;
+  version: string;
+}
+
+const providerIdSchema = providerRefSchema.shape.id;
+
+/** The provider catalog in PostgreSQL; secrets are stored sealed by the host's secret box. */
+export function createPostgresProviderCatalog(options: PostgresProviderCatalogOptions): ProviderCatalog {
+  const { pool, secretBox } = options;
+  const clock = options.clock ?? systemClock;
+  const events = options.events ?? createEventBus();
+
+  function seal(providerId: string, secretName: string, value: string): string {
+    return secretBox.seal(value, secretContext(providerId, secretName));
+  }
+
+  /** Whether a stored sealed secret already holds `value`, so re-sending the same key is no change. */
+  function sealsValue(sealed: string, providerId: string, secretName: string, value: string): boolean {
+    try {
+      return secretBox.open(sealed, secretContext(providerId, secretName)) === value;
+    } catch {
+      // Sealed under another key: whatever it held, the new value replaces it.
+      return false;
+    }
+  }
+
+  return {
+    async create(input: CreateProviderInput) {
+      const parsed = parseInput(createProviderInputSchema, input, "provider");
+      const id = parsed.id ?? createId("prv");
+      const settings = normalizeSettings(parsed.settings ?? {});
+      const sealedSecrets: Record<string, string> = {};
+      for (const [secretName, value] of Object.entries(parsed.secrets ?? {})) {
+        sealedSecrets[secretName] = seal(id, secretName, value);
+      }
+      const now = clock.now();
+      let row: ProviderRow;
+      try {
+        const result = await pool.query<ProviderRow>(
+          `INSERT INTO sluice_providers (id, kind, owner, name, description, tags, status, status_reason, settings,
+             sealed_secrets, created_at, updated_at, version)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)
+           RETURNING *`,
+          [
+            id,
+            parsed.kind,
+            parsed.owner,
+            parsed.name,
+            parsed.description ?? null,
+            parsed.tags ?? [],
+            parsed.status ?? "unknown",
+            parsed.statusReason ?? null,
+            JSON.stringify(settings),
+            JSON.stringify(sealedSecrets),
+            now,
+          ],
+        );
+        row = result.rows[0]!;
+      } catch (error) {
+        if (isUniqueViolation(error, "sluice_providers_pkey")) {
+          throw new GatewayError("conflict", `A provider with the id '${id}' already exists.`, { param: "id" });
+        }
+        if (isUniqueViolation(error, "sluice_providers_owner_name_key")) throw nameTaken(parsed.owner, parsed.name);
+        throw error;
+      }
+      const record = toRecord(row);
+      events.publish("provider-create", structuredClone(record));
+      return record;
+    },
+
+    async get(id: string) {
+      const providerId = parseField(providerIdSchema, id, "id", "provider lookup");
+      const result = await pool.query<ProviderRow>("SELECT * FROM sluice_providers WHERE id = $1", [providerId]);
+      const row = result.rows[0];
+      return row === undefined ? null : toRecord(row);
+    },
+
+    async findByName(input: { owner: string; name: string }) {
+      const fields = parseArgumentObject(input, ["owner", "name"], "provider lookup");
+      const owner = parseField(principalIdSchema, fields.owner, "owner", "provider lookup");
+      const name = parseField(providerNameSchema, fields.name, "name", "provider lookup");
+      const result = await pool.query<ProviderRow>("SELECT * FROM sluice_providers WHERE owner = $1 AND name = $2", [
+        owner,
+        name,
+      ]);
+      const row = result.rows[0];
+      return row === undefined ? null : toRecord(row);
+    },
+
+    async list(filter?: ListProvidersFilter) {
+      const fields = parseArgumentObject(filter ?? {}, ["owner", "kind", "ids"], "provider filter");
+      const conditions: string[] = [];
+      const values: unknown[] = [];
+      if (fields.owner !== undefined) {
+        values.push(parseField(principalIdSchema, fields.owner, "owner", "provider filter"));
+        conditions.push(`owner = $${values.length}`);
+      }
+      if (fields.kind !== undefined) {
+        values.push(parseField(createProviderInputSchema.shape.kind, fields.kind, "kind", "provider filter"));
+        conditions.push(`kind = $${values.length}`);
+      }
+      if (fields.ids !== undefined) {
+        values.push(parseField(providerIdSchema.array(), fields.ids, "ids", "provider filter"));
+        conditions.push(`id = ANY ($${values.length}::text[])`);
+      }
+      const where = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`;
+      const result = await pool.query<ProviderRow>(`SELECT * FROM sluice_providers ${where} ORDER BY owner, name`, values);
+      return result.rows.map(toRecord);
+    },
+
+    async update(id: string, patch: UpdateProviderInput, updateOptions?: UpdateProviderOptions) {
+      const providerId = parseField(providerIdSchema, id, "id", "provider update");
+      const parsed = parseInput(updateProviderInputSchema, patch, "provider update");
+      const optionFields = parseArgumentObject(updateOptions ?? {}, ["expectedVersion"], "update options");
+      const expectedVersion =
+        optionFields.expectedVersion === undefined
+          ? undefined
+          : parseWholeNumber(optionFields.expectedVersion, "expectedVersion", "update options");
+
+      const outcome = await withTransaction(pool, async (client) => {
+        const locked = await client.query<ProviderRow>("SELECT * FROM sluice_providers WHERE id = $1 FOR UPDATE", [
+          providerId,
+        ]);
+        const row = locked.rows[0];
+        if (row === undefined) throw new GatewayError("not_found", `No provider has the id '${providerId}'.`, { param: "id" });
+        const current = toRecord(row);
+        if (expectedVersion !== undefined && expectedVersion !== current.version) {
+          throw new GatewayError(
+            "conflict",
+            `The provider changed: it is at version ${current.version}, not ${expectedVersion}.`,
+            { param: "expectedVersion" },
+          );
+        }
+
+        const next: ProviderRecord = structuredClone(current);
+        let changed = false;
+        if (parsed.name !== undefined && parsed.name !== current.name) {
+          next.name = parsed.name;
+          changed = true;
+        }
+        if (parsed.description !== undefined && parsed.description !== current.description) {
+          next.description = parsed.description;
+          changed = true;
+        }
+        if (parsed.tags !== undefined && !isDeepStrictEqual(parsed.tags, current.tags)) {
+          next.tags = [...parsed.tags];
+          changed = true;
+        }
+        if (parsed.status !== undefined && parsed.status !== current.status) {
+          next.status = parsed.status;
+          changed = true;
+        }
+        if (parsed.statusReason !== undefined && parsed.statusReason !== current.statusReason) {
+          next.statusReason = parsed.statusReason;
+          changed = true;
+        }
+        if (parsed.settings !== undefined) {
+          const settings = normalizeSettings(parsed.settings);
+          if (!isDeepStrictEqual(settings, current.settings)) {
+            next.settings = settings;
+            changed = true;
+          }
+        }
+        const sealedSecrets = { ...row.sealed_secrets };
+        if (parsed.secrets !== undefined) {
+          let secretsChanged = false;
+          for (const [secretName, value] of Object.entries(parsed.secrets)) {
+            const existing = sealedSecrets[secretName];
+            if (value === null) {
+              if (existing !== undefined) {
+                delete sealedSecrets[secretName];
+                secretsChanged = true;
+              }
+            } else if (existing === undefined || !sealsValue(existing, providerId, secretName, value)) {
+              sealedSecrets[secretName] = seal(providerId, secretName, value);
+              secretsChanged = true;
+            }
+          }
+          if (secretsChanged) {
+            next.secretNames = sortedNames(sealedSecrets);
+            changed = true;
+          }
+        }
+        if (!changed) return { previous: current, record: current, changed: false };
+
+        next.version = current.version + 1;
+        next.updatedAt = clock.now();
+        try {
+          await client.query(
+            `UPDATE sluice_providers
+             SET name = $2, description = $3, tags = $4, status = $5, status_reason = $6, settings = $7,
+                 sealed_secrets = $8, updated_at = $9, version = $10
+             WHERE id = $1`,
+            [
+              providerId,
+              next.name,
+              next.description,
+              next.tags,
+              next.status,
+              next.statusReason,
+              JSON.stringify(next.settings),
+              JSON.stringify(sealedSecrets),
+              next.updatedAt,
+              next.version,
+            ],
+          );
+        } catch (error) {
+          if (isUniqueViolation(error, "sluice_providers_owner_name_key")) throw nameTaken(current.owner, next.name);
+          throw error;
+        }
+        return { previous: current, record: next, changed: true };
+      });
+
+      const { previous, record } = outcome;
+      if (outcome.changed) {
+        events.publish("provider-update", structuredClone(record));
+        if (record.status !== previous.status) {
+          events.publish("provider-status-change", { provider: structuredClone(record), previous: previous.status });
+        }
+      }
+      return record;
+    },
+
+    async delete(id: string) {
+      const providerId = parseField(providerIdSchema, id, "id", "provider deletion");
+      const result = await pool.query<ProviderRow>("DELETE FROM sluice_providers WHERE id = $1 RETURNING *", [providerId]);
+      const row = result.rows[0];
+      if (row === undefined) return false;
+      events.publish("provider-delete", toRecord(row));
+      return true;
+    },
+
+    async readSecrets(id: string) {
+      const providerId = parseField(providerIdSchema, id, "id", "secret lookup");
+      const result = await pool.query<Pick<ProviderRow, "sealed_secrets">>(
+        "SELECT sealed_secrets FROM sluice_providers WHERE id = $1",
+        [providerId],
+      );
+      const row = result.rows[0];
+      if (row === undefined) throw new GatewayError("not_found", `No provider has the id '${providerId}'.`, { param: "id" });
+      const secrets: Record<string, string> = {};
+      for (const [secretName, sealed] of Object.entries(row.sealed_secrets)) {
+        secrets[secretName] = secretBox.open(sealed, secretContext(providerId, secretName));
+      }
+      return secrets;
+    },
+  };
+}
+
+/** The associated data binding a sealed secret to its provider and name (see `createSecretBox`). */
+function secretContext(providerId: string, secretName: string): string {
+  return `${providerId}:${secretName}`;
+}
+
+function nameTaken(owner: string, name: string): GatewayError {
+  return new GatewayError("conflict", `'${owner}' already has a provider named '${name}'.`, { param: "name" });
+}
+
+function sortedNames(secrets: Record<string, string>): string[] {
+  // Sorted by UTF-16 code unit, as every Sluice store sorts.
+  return Object.keys(secrets).sort((left, right) => (left < right ? -1 : left > right ? 1 : 0));
+}
+
+/**
+ * Settings are stored as the JSON they are documented to be: a Date becomes its ISO string,
+ * undefined members vanish. A value JSON cannot hold is the caller's error.
+ */
+function normalizeSettings(settings: Record<string, unknown>): Record<string, unknown> {
+  try {
+    return JSON.parse(JSON.stringify(settings)) as Record<string, unknown>;
+  } catch (error) {
+    throw new GatewayError("invalid_request", "Invalid provider: 'settings' must be plain JSON", {
+      param: "settings",
+      cause: error,
+    });
+  }
+}
+
+function toRecord(row: ProviderRow): ProviderRecord {
+  return {
+    id: row.id,
+    kind: row.kind,
+    owner: row.owner,
+    name: row.name,
+    description: row.description,
+    tags: row.tags,
+    status: row.status,
+    statusReason: row.status_reason,
+    settings: row.settings,
+    secretNames: sortedNames(row.sealed_secrets),
+    createdAt: readInteger(row.created_at, "sluice_providers.created_at"),
+    updatedAt: readInteger(row.updated_at, "sluice_providers.updated_at"),
+    version: readInteger(row.version, "sluice_providers.version"),
+  };
+}
