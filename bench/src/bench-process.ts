@@ -78,6 +78,10 @@ export class BenchProcess {
     this.#listeners.set(type, listener);
   }
 
+  off(type: string): void {
+    this.#listeners.delete(type);
+  }
+
   request<T>(message: { type: string } & Record<string, unknown>, timeoutMs = 60_000): Promise<T> {
     if (this.#exited) return Promise.reject(new Error(`${this.name} has exited`));
     const id = this.#nextId++;

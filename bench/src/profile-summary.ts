@@ -1,8 +1,10 @@
 /**
  * Reads a V8 `.cpuprofile` (from `node --cpu-prof`, e.g. BENCH_PROFILE=1) and prints where the
- * time went: the functions with the most self time, and self time summed by source file.
+ * time went: the functions with the most self time, and self time summed by source file. With a
+ * third argument, also who calls the functions whose name contains it (self time below them, by
+ * their three nearest callers).
  *
- *   node dist/profile-summary.js bench-results/profiles/<file>.cpuprofile [top=30]
+ *   node dist/profile-summary.js bench-results/profiles/<file>.cpuprofile [top=30] [function]
  */
 import { readFileSync } from "node:fs";
 
@@ -20,7 +22,7 @@ interface CpuProfile {
   endTime: number;
 }
 
-const [file, topArgument] = process.argv.slice(2);
+const [file, topArgument, callersOf] = process.argv.slice(2);
 if (file === undefined) {
   process.stderr.write("usage: node dist/profile-summary.js <file.cpuprofile> [top]\n");
   process.exit(2);
@@ -67,3 +69,33 @@ function print(title: string, entries: Map<string, number>): void {
 process.stdout.write(`${file}: ${(total / 1000).toFixed(0)} ms sampled\n`);
 print("Self time by function", byFunction);
 print("Self time by file", byFile);
+
+if (callersOf !== undefined) {
+  const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parents = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id);
+  const frameName = (node: ProfileNode) => `${node.callFrame.functionName || "(anonymous)"} ${shortUrl(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`;
+  // Time spent in a matching function (and below it), attributed to its caller chain.
+  const inclusive = new Map<number, number>();
+  const addUp = (node: ProfileNode): number => {
+    let time = selfTime.get(node.id) ?? 0;
+    for (const child of node.children ?? []) time += addUp(nodes.get(child)!);
+    inclusive.set(node.id, time);
+    return time;
+  };
+  addUp(profile.nodes[0]!);
+  const chains = new Map<string, number>();
+  for (const node of profile.nodes) {
+    if (!node.callFrame.functionName.includes(callersOf)) continue;
+    const chain = [frameName(node)];
+    let parent = parents.get(node.id);
+    for (let depth = 0; depth < 3 && parent !== undefined; depth++) {
+      const parentNode = nodes.get(parent)!;
+      chain.push(frameName(parentNode));
+      parent = parents.get(parent);
+    }
+    const key = chain.join("  <-  ");
+    chains.set(key, (chains.get(key) ?? 0) + (inclusive.get(node.id) ?? 0));
+  }
+  print(`Time in '${callersOf}' (inclusive), by caller chain`, chains);
+}

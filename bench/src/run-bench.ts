@@ -160,18 +160,20 @@ async function runCell(servers: Servers, client: BenchProcess, cell: { mode: Mod
   client.on("measure-start", () => {
     window.start = Promise.all([cpuOf(server), cpuOf(servers.upstream)]);
   });
-  const result = await client.request<CellResult>(
-    {
-      type: "cell",
-      target: server.target,
-      body: chatRequestBody({ model: server.model, stream }),
-      stream,
-      concurrency: cell.concurrency,
-      warmupMs: settings.warmupMs,
-      durationMs: settings.durationMs,
-    },
-    settings.warmupMs + settings.durationMs + 30_000,
-  );
+  const result = await client
+    .request<CellResult>(
+      {
+        type: "cell",
+        target: server.target,
+        body: chatRequestBody({ model: server.model, stream }),
+        stream,
+        concurrency: cell.concurrency,
+        warmupMs: settings.warmupMs,
+        durationMs: settings.durationMs,
+      },
+      settings.warmupMs + settings.durationMs + 30_000,
+    )
+    .finally(() => client.off("measure-start"));
   const [serverEnd, upstreamEnd] = await Promise.all([cpuOf(server), cpuOf(servers.upstream)]);
   const [serverStart, upstreamStart] = window.start === null ? [serverEnd, upstreamEnd] : await window.start;
   const perRequest = (micros: number) => (result.requests > 0 ? micros / result.requests : Number.NaN);
@@ -512,7 +514,7 @@ async function main(): Promise<void> {
   log(`Sluice gateway benchmark: ${new Date(startedAt).toISOString()}, Node ${machine.node}, ${machine.cores} x ${machine.cpu}, load average ${machine.loadAverageAtStart.join(" ")}`);
   log(quick ? "BENCH_QUICK=1: one short repetition per cell." : `${settings.repetitions} repetitions per cell.`);
 
-  const client = await BenchProcess.start({ name: "load generator", script: "load-generator" });
+  const { process: client } = await BenchProcess.start({ name: "load generator", script: "load-generator" });
   let runs: CellRun[];
   let memory: MemoryRun[];
   try {

@@ -1,5 +1,5 @@
 import express from "express";
-import { createNodeHandler } from "@sluice/core";
+import { createManagementNodeHandler, createNodeHandler } from "@sluice/core";
 import { createDemoLogin, startSluice } from "@sluice/example-host-kit";
 import type { HostConfig, RunningSluice, SluiceHostOptions } from "@sluice/example-host-kit";
 
@@ -30,5 +30,7 @@ export async function createExpressHost(config: HostConfig, options: SluiceHostO
   });
 
   app.use(createNodeHandler(sluice.gateway, { basePath: config.basePath }));
+  // The management API (providers, sharing, keys, allocations, usage) acts as the logged-in user.
+  app.use(createManagementNodeHandler(sluice.gateway, { basePath: config.managementPath }));
   return { app, sluice };
 }

@@ -21,13 +21,13 @@ export async function loadHostConfig(path: string): Promise<HostConfig> {
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    throw new Error(`Cannot read the Sluice config at ${path}: ${(error as Error).message}`);
+    throw new Error(`Cannot read the Sluice config at ${path}: ${(error as Error).message}`, { cause: error });
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new Error(`The Sluice config at ${path} is not valid JSON: ${(error as Error).message}`);
+    throw new Error(`The Sluice config at ${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   return parseInput(hostConfigSchema, json, "host config");
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createOpenAICompatAdapter } from "@sluice/adapter-openai-compat";
-import { applyOrganizationConfig, createEventBus, createGateway, createPriceBook, createSecretBox } from "@sluice/core";
+import { applyOrganizationConfig, createEventBus, createGateway, createPriceBook, createSecretBox, preloadTokenizer } from "@sluice/core";
 import type { Clock, Gateway, GatewayOptions, IdentifyInput, HostIdentity, SluiceEventBus, SluiceStores } from "@sluice/core";
 import { startFakeUpstream } from "@sluice/core/testing";
 import { createMemoryStores } from "@sluice/store-memory";
@@ -29,6 +29,11 @@ export interface SluiceHostOptions {
   gateway?: HostGatewayOptions;
   /** The clock of the stores and the gateway; the system clock when absent (tests pass a manual one). */
   clock?: Clock;
+  /**
+   * The origin clients reach the host at (`http://127.0.0.1:8080`), for the management API's
+   * connect snippets; without it they use the origin each request came to.
+   */
+  publicBaseUrl?: string;
 }
 
 /**
@@ -57,6 +62,10 @@ export async function startSluice(
     ? JSON.parse(JSON.stringify(options.config.organization).replaceAll("${DEMO_UPSTREAM}", demo.url))
     : options.config.organization;
   const applied = await applyOrganizationConfig({ stores, config: organization });
+  // Every stream a client abandons is metered by counting its prompt (the upstream's usage never
+  // arrives), and loading the tokenizer blocks the event loop for about 250 ms: pay that here,
+  // not in the middle of traffic, where it would stall every other stream.
+  await preloadTokenizer();
   const gateway = createGateway({
     ...options.gateway,
     stores,
@@ -65,6 +74,10 @@ export async function startSluice(
     events,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.identify ? { identify: options.identify } : {}),
+    management: {
+      openAIBasePath: options.config.basePath,
+      ...(options.publicBaseUrl ? { publicBaseUrl: options.publicBaseUrl } : {}),
+    },
   });
   return {
     gateway,
@@ -81,9 +94,22 @@ export async function startSluice(
 }
 
 /** What a host prints at start: where the API is, and how to call it with a seeded key. */
-export function welcomeText(input: { port: number; basePath: string; sluice: RunningSluice; model?: string }): string {
+export function welcomeText(input: {
+  port: number;
+  basePath: string;
+  /** Where the management API is mounted; printed when given. */
+  managementPath?: string;
+  sluice: RunningSluice;
+  model?: string;
+}): string {
   const base = `http://127.0.0.1:${input.port}${input.basePath}`;
   const lines = [`Sluice is serving the OpenAI-compatible API at ${base}`];
+  if (input.managementPath) {
+    lines.push(`  management API (log in with POST /login first): http://127.0.0.1:${input.port}${input.managementPath}`);
+  }
+  if (input.sluice.demoUpstreamUrl) {
+    lines.push(`  demo upstream (an OpenAI-compatible server): ${input.sluice.demoUpstreamUrl}/v1/chat/completions`);
+  }
   for (const key of input.sluice.createdKeys) lines.push(`  key '${key.name}' for ${key.userId}: ${key.secret}`);
   const first = input.sluice.createdKeys[0];
   if (first) {

@@ -1,5 +1,5 @@
 import Koa from "koa";
-import { createKoaMiddleware } from "@sluice/core";
+import { createKoaMiddleware, createManagementKoaMiddleware } from "@sluice/core";
 import { createDemoLogin, startSluice } from "@sluice/example-host-kit";
 import type { HostConfig, RunningSluice, SluiceHostOptions } from "@sluice/example-host-kit";
 
@@ -18,6 +18,8 @@ export async function createKoaHost(config: HostConfig, options: SluiceHostOptio
   const app = new Koa();
 
   app.use(createKoaMiddleware(sluice.gateway, { basePath: config.basePath }));
+  // The management API (providers, sharing, keys, allocations, usage) acts as the logged-in user.
+  app.use(createManagementKoaMiddleware(sluice.gateway, { basePath: config.managementPath }));
 
   // The host's own login (a demo), as in the Express example.
   app.use(async (context, next) => {

@@ -1,6 +1,7 @@
 import { systemClock } from "@sluice/core";
 import type { Clock, ProviderAdapter } from "@sluice/core";
 import { createOpenAICompatProvider } from "./openai-compat-provider.js";
+import { validateOpenAICompatProvider } from "./openai-compat-settings.js";
 
 export interface OpenAICompatAdapterOptions {
   /** Where discovery's cache and health's `checkedAt` read the time. Default: the system clock. */
@@ -28,6 +29,7 @@ export function createOpenAICompatAdapter(options: OpenAICompatAdapterOptions = 
   const modelCacheTtlMs = options.modelCacheTtlMs ?? 60_000;
   return {
     kind: "openai-compatible",
+    validate: validateOpenAICompatProvider,
     create: ({ record, secrets }) =>
       createOpenAICompatProvider({
         record,

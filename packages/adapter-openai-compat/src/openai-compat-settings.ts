@@ -1,3 +1,4 @@
+import { parseInput } from "@sluice/core";
 import { z } from "zod";
 import { parseUpstreamTarget } from "./upstream-target.js";
 
@@ -72,3 +73,19 @@ export const openAICompatSettingsSchema = z.strictObject({
 });
 
 export type OpenAICompatSettings = z.output<typeof openAICompatSettingsSchema>;
+
+/** The secrets a create or update may set: `apiKey` alone; `null` removes it in an update. */
+const openAICompatSecretsSchema = z.strictObject({
+  apiKey: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }).max(16_384).nullable().optional(),
+});
+
+const openAICompatProviderSchema = z.object({ settings: openAICompatSettingsSchema, secrets: openAICompatSecretsSchema });
+
+/**
+ * The adapter's `validate` hook: checks a create's or update's settings and secrets before they
+ * are stored, and returns the settings to store. A 400 names the field (`settings.endpoint`,
+ * `secrets.apiKey`).
+ */
+export function validateOpenAICompatProvider(input: { settings: unknown; secrets: Record<string, string | null> }): OpenAICompatSettings {
+  return parseInput(openAICompatProviderSchema, input, "provider").settings;
+}

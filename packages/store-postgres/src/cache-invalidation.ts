@@ -35,8 +35,6 @@ export interface CacheInvalidation {
   register(target: InvalidationTarget): void;
   announce(client: Queryable, tag: string): Promise<void>;
   applyLocally(tag: string): void;
-  /** Resolves once the listening connection is up (or at once when not listening). For tests. */
-  listening(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -55,8 +53,6 @@ export function createCacheInvalidation(options: CacheInvalidationOptions): Cach
   let client: pg.Client | null = null;
   let reconnectTimer: NodeJS.Timeout | null = null;
   let failures = 0;
-  let isListening = false;
-  let waiters: Array<() => void> = [];
 
   function apply(tag: string): void {
     for (const target of targets) {
@@ -84,7 +80,9 @@ export function createCacheInvalidation(options: CacheInvalidationOptions): Cach
     if (closed) return;
     // The listener connects like the pool's own connections, but outside the pool: it holds its
     // connection for the instance's lifetime and must not take a slot from queries.
-    const listener = new pg.Client(pool.options);
+    // TCP keepalive, so a connection silently dropped by a NAT or proxy is noticed (and the
+    // caches cleared) within about a minute, not hours.
+    const listener = new pg.Client({ ...pool.options, keepAlive: true, keepAliveInitialDelayMillis: 30_000 });
     client = listener;
     listener.on("notification", onNotification);
     listener.on("error", () => lost(listener));
@@ -98,17 +96,13 @@ export function createCacheInvalidation(options: CacheInvalidationOptions): Cach
     }
     if (closed || client !== listener) return;
     failures = 0;
-    isListening = true;
     // Whatever changed while nobody listened is unknown: start from an empty cache.
     apply(EVERYTHING);
-    for (const resolve of waiters) resolve();
-    waiters = [];
   }
 
   function lost(listener: pg.Client): void {
     if (client !== listener) return;
     client = null;
-    isListening = false;
     listener.removeAllListeners("notification");
     // Errors after this one have nowhere to go; without a listener they would crash the process.
     listener.on("error", () => undefined);
@@ -138,20 +132,12 @@ export function createCacheInvalidation(options: CacheInvalidationOptions): Cach
       apply(tag);
     },
 
-    listening() {
-      if (!options.listen || isListening || closed) return Promise.resolve();
-      return new Promise((resolve) => waiters.push(resolve));
-    },
-
     async close() {
       if (closed) return;
       closed = true;
       if (reconnectTimer !== null) clearTimeout(reconnectTimer);
       const listener = client;
       client = null;
-      isListening = false;
-      for (const resolve of waiters) resolve();
-      waiters = [];
       if (listener !== null) {
         listener.removeAllListeners();
         listener.on("error", () => undefined);

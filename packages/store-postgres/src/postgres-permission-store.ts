@@ -19,7 +19,6 @@ import type {
   GrantSubject,
   Group,
   PermissionStore,
-  ProviderRef,
   Role,
   SluiceEventBus,
   User,

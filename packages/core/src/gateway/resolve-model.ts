@@ -3,6 +3,7 @@ import { keyAllows } from "../keys/key-store.js";
 import type { PermissionStore } from "../permissions/permission-store.js";
 import { parseModelId } from "../provider/model-id.js";
 import type { ProviderCatalog } from "../provider/provider-catalog.js";
+import { principalIdSchema, providerNameSchema } from "../provider/provider-record.js";
 import type { ProviderRecord } from "../provider/provider-record.js";
 import type { Deployment, Provider } from "../provider/provider.js";
 import type { Caller } from "./authenticate.js";
@@ -44,6 +45,11 @@ export async function resolveModel(input: {
       `The model \`${modelId}\` does not exist or you do not have access to it. Model ids look like 'owner:provider-name/model-name'; GET /models lists yours.`,
       { param: "model" },
     );
+  }
+  // An owner or provider name no provider could have is answered like any unknown model, not with
+  // the catalog's 400 about its lookup arguments.
+  if (!principalIdSchema.safeParse(parsed.owner).success || !providerNameSchema.safeParse(parsed.providerName).success) {
+    throw modelNotFound(modelId);
   }
   const record = await input.catalog.findByName({ owner: parsed.owner, name: parsed.providerName });
   if (!record || !(await input.permissions.canUse(caller.userId, record))) throw modelNotFound(modelId);

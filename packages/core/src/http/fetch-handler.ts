@@ -26,24 +26,27 @@ export function createFetchHandler(gateway: Gateway, options: FetchHandlerOption
       if (read instanceof GatewayError) return toResponse(errorReply(read));
       body = read;
     }
+    // A consumer that cancels the response body has gone away, as surely as an aborted request.
+    const cancelled = new AbortController();
     const reply = await gateway.handle({
       method: request.method,
       path: url.pathname.slice(basePath.length) || "/",
       headers: { get: (name) => request.headers.get(name) ?? undefined },
       body,
-      signal: request.signal,
+      signal: AbortSignal.any([request.signal, cancelled.signal]),
       raw: request,
     });
-    return toResponse(reply);
+    return toResponse(reply, cancelled);
   };
 }
 
-function toResponse(reply: GatewayReply): Response {
+function toResponse(reply: GatewayReply, cancelled?: AbortController): Response {
   if (reply.kind === "json") return new Response(reply.body, { status: reply.status, headers: reply.headers });
   const events = reply.events;
   const encoder = new TextEncoder();
   // A pull-based stream: the next event is read only when the consumer wants more, which is the
-  // backpressure; cancel() ends the iteration, which settles the request.
+  // backpressure. cancel() first aborts the request (the gateway records a client disconnect and
+  // stops the upstream, even while a read is pending), then ends the iteration, which settles it.
   const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const next = await events.next();
@@ -51,6 +54,7 @@ function toResponse(reply: GatewayReply): Response {
       else controller.enqueue(encoder.encode(next.value));
     },
     async cancel() {
+      cancelled?.abort();
       await events.return(undefined);
     },
   });

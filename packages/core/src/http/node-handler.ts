@@ -75,19 +75,52 @@ function writeJson(response: ServerResponse, reply: Extract<GatewayReply, { kind
  * Writes a stream with backpressure: when the socket's buffer is full, it stops pulling events
  * (and so stops reading the upstream) until 'drain'. A vanished client ends the iteration, which
  * settles the request's budget.
+ *
+ * Events that are ready together (an upstream usually delivers several per read) go out as one
+ * chunk: each is appended to `pending`, and a write is scheduled with process.nextTick, which
+ * runs once the promise chain producing them waits on I/O (Node's own socket corking relies on
+ * the same ordering). One `write` per event would cost four buffers per event in the socket's
+ * writev (chunk size, CRLF, data, CRLF), about 4x the CPU of the minimal proxy on a 20-token
+ * stream (`npm run bench`).
  */
 async function writeStream(response: ServerResponse, reply: StreamReply, signal: AbortSignal): Promise<void> {
   const events = reply.events;
+  let pending = "";
+  let flushScheduled = false;
+  /** Set when a write filled the socket's buffer: resolves true on 'drain', false on abort. */
+  let blocked: Promise<boolean> | null = null;
+  const flush = () => {
+    flushScheduled = false;
+    if (pending === "" || signal.aborted) return;
+    const text = pending;
+    pending = "";
+    if (!response.write(text)) blocked = drained(response, signal);
+  };
   try {
+    // No flushHeaders(): the gateway answers only once the first upstream event is in hand, so
+    // the headers leave with it in the same write.
     response.writeHead(reply.status, reply.headers);
-    response.flushHeaders();
     for (;;) {
+      if (blocked !== null) {
+        const writable = await blocked;
+        blocked = null;
+        if (!writable) break;
+      }
       const next = await events.next();
       if (next.done) break;
       if (signal.aborted) break;
-      if (!response.write(next.value) && !(await drained(response, signal))) break;
+      pending += next.value;
+      if (!flushScheduled) {
+        flushScheduled = true;
+        process.nextTick(flush);
+      }
     }
-    if (!signal.aborted) response.end();
+    if (!signal.aborted) {
+      // The last events and the chunked terminator, together; the scheduled flush finds nothing.
+      const text = pending;
+      pending = "";
+      response.end(text);
+    }
   } finally {
     await events.return(undefined);
   }

@@ -40,10 +40,11 @@ const plainTextOnly: Set<string> = new Set();
 /**
  * Loads the tokenizer now. Module evaluation blocks the event loop for the load time above, so a
  * host that expects to count (upstreams without usage) can call this at startup instead of
- * stalling its first such request.
+ * stalling its first such request. It also counts a sample once: the first count builds the
+ * encoder's caches and costs another ~20 ms, which would otherwise land on that request too.
  */
 export async function preloadTokenizer(): Promise<void> {
-  await loadTokenizer();
+  (await loadTokenizer()).countTokens("Sluice warms its tokenizer up once, at start.");
 }
 
 /** The number of o200k_base tokens in `text`; 0 for the empty string (without loading the tokenizer). */

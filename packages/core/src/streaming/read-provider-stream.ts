@@ -167,7 +167,9 @@ interface AbortWatch {
  * watch the signal itself) still gives way to the abort.
  */
 function watchAbort(signal: AbortSignal): AbortWatch {
-  const reason = new Error("aborted");
+  // Only compared by identity, never thrown to a caller: a plain object, because an Error would
+  // capture a stack trace on every stream for nothing.
+  const reason = { aborted: true };
   let onAbort: () => void = () => undefined;
   const aborted = new Promise<never>((_resolve, reject) => {
     onAbort = () => reject(reason);

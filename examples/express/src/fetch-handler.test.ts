@@ -1,0 +1,98 @@
+/**
+ * The web-standard edge: `createFetchHandler` over the example host's gateway, called with
+ * `Request` objects (no socket between the test and the handler; the upstream is still the fake
+ * on loopback). Streaming and non-streaming chat, errors, and a cancelled stream.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createFetchHandler } from "@sluice/core";
+import { fakePromptTokens, fakeReplyText } from "@sluice/core/testing";
+import { basePath, chatBody, chatModel, expectOpenAIError, sseData, startTestHost } from "./test-host.js";
+import type { TestHost } from "./test-host.js";
+
+let host: TestHost;
+let handle: (request: Request) => Promise<Response>;
+beforeAll(async () => {
+  host = await startTestHost({ gateway: { maxBodyBytes: 4_096 } });
+  handle = createFetchHandler(host.sluice.gateway, { basePath });
+});
+afterAll(() => host.close());
+beforeEach(() => host.upstream.reset());
+
+function post(path: string, body: unknown, apiKey: string): Request {
+  return new Request(`http://gateway.test${basePath}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}` },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+const promptTokens = fakePromptTokens(chatBody());
+
+describe("createFetchHandler with Request objects", () => {
+  it("streams a chat completion as SSE, ending in [DONE], metered from the upstream's usage", async () => {
+    const response = await handle(post("/chat/completions", chatBody({ stream: true }), host.keys.carol));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const events = sseData(await response.text());
+    expect(events.at(-1)).toBe("[DONE]");
+    const chunks = events.slice(0, -1).map((data) => JSON.parse(data) as { model: string; choices: Array<{ delta: { content?: string } }>; usage?: unknown });
+    expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? "").join("")).toBe(fakeReplyText(8));
+    expect(chunks.every((chunk) => chunk.model === chatModel && chunk.usage == null)).toBe(true);
+
+    const requestId = response.headers.get("x-request-id")!;
+    await host.waitForEnd(requestId);
+    expect(await host.sluice.stores.ledger.getCharge(requestId)).toMatchObject({ inputTokens: promptTokens, outputTokens: 8, cost: promptTokens + 8 });
+  });
+
+  it("answers a non-streaming chat as JSON with usage", async () => {
+    const response = await handle(post("/chat/completions", chatBody({ max_tokens: 3 }), host.keys.carol));
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { model: string; choices: Array<{ message: { content: string } }>; usage: Record<string, number> };
+    expect(body.model).toBe(chatModel);
+    expect(body.choices[0]?.message.content).toBe(fakeReplyText(3));
+    expect(body.usage).toMatchObject({ prompt_tokens: promptTokens, completion_tokens: 3 });
+  });
+
+  it("answers errors in OpenAI's shape: a bad key, a bad body, an oversized body, a path outside the base", async () => {
+    const badKey = await handle(post("/chat/completions", chatBody(), "sk-sluice-nope"));
+    expect(badKey.status).toBe(401);
+    expect(expectOpenAIError(await badKey.text()).code).toBe("invalid_api_key");
+
+    const badBody = await handle(post("/chat/completions", { model: chatModel }, host.keys.carol));
+    expect(badBody.status).toBe(400);
+    expect(expectOpenAIError(await badBody.text()).param).toBe("messages");
+
+    const oversized = await handle(post("/chat/completions", chatBody({ padding: "x".repeat(5_000) }), host.keys.carol));
+    expect(oversized.status).toBe(413);
+    expectOpenAIError(await oversized.text());
+
+    const outside = await handle(new Request("http://gateway.test/elsewhere", { headers: { authorization: `Bearer ${host.keys.carol}` } }));
+    expect(outside.status).toBe(404);
+    expectOpenAIError(await outside.text());
+    expect(host.upstream.requests).toHaveLength(0);
+  });
+
+  it("settles a stream whose consumer cancels it while the upstream is silent: the upstream is aborted at once, what was read is charged", async () => {
+    // The upstream sends 3 chunks, then nothing: the cancel must not wait for a next event.
+    const response = await handle(post("/chat/completions", chatBody({ stream: true }, { chunks: 1_000, hangAfterChunks: 3 }), host.keys.carol));
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    while ((text.match(/"content":"[^"]/g) ?? []).length < 3) {
+      const { value, done } = await reader.read();
+      expect(done).toBe(false);
+      text += decoder.decode(value, { stream: true });
+    }
+    const cancelledAt = Date.now();
+    await reader.cancel();
+    const seenAt = await host.upstream.waitForAbort(0, 5_000); console.log("FHLAT", seenAt - cancelledAt, Date.now() - cancelledAt);
+    expect(seenAt - cancelledAt).toBeLessThan(100);
+
+    const requestId = response.headers.get("x-request-id")!;
+    const end = await host.waitForEnd(requestId);
+    expect(end.outcome).toBe("client-disconnect");
+    expect((await host.allocation()).reserved).toBe(0);
+    const charge = await host.sluice.stores.ledger.getCharge(requestId);
+    expect(charge).toMatchObject({ outputTokens: 3, cost: charge!.inputTokens + 3 });
+  });
+});

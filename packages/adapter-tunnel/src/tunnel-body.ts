@@ -1,0 +1,51 @@
+import type { Readable } from "node:stream";
+import { GatewayError } from "@sluice/core";
+import { cancelledError } from "./tunnel-errors.js";
+
+/**
+ * Up to `limit` bytes of a body as text; whatever arrived when it fails. Leaving early destroys
+ * the body, which cancels the rest of the exchange.
+ */
+export async function readBounded(body: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= limit) break;
+    }
+  } catch {
+    // The status already says what happened; a body cut short only loses detail.
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
+}
+
+/** A whole JSON-object body: 502 when it is not one, "cancelled" on an abort. */
+export async function readJsonObject(body: Readable, signal: AbortSignal, limit: number): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw new GatewayError("upstream_error", `The model server's answer is larger than ${limit} bytes.`);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (signal.aborted) throw cancelledError(error);
+    if (GatewayError.is(error)) throw error;
+    throw new GatewayError("upstream_error", "The connection through the session tunnel failed before the answer was complete.", {
+      cause: error,
+    });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.concat(chunks, size).toString("utf8"));
+  } catch (error) {
+    throw new GatewayError("upstream_error", "The model server answered with a body that is not JSON.", { cause: error });
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new GatewayError("upstream_error", "The model server answered with JSON that is not an object.");
+  }
+  return parsed as Record<string, unknown>;
+}

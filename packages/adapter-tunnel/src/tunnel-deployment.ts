@@ -1,0 +1,141 @@
+import { GatewayError } from "@sluice/core";
+import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, TokenUsage } from "@sluice/core";
+import { readBounded, readJsonObject } from "./tunnel-body.js";
+import { headerText, parseErrorBody, readErrorObject } from "./tunnel-errors.js";
+import { tunnelEvents } from "./tunnel-events.js";
+import type { TunnelLink } from "./tunnel-link.js";
+
+/** A non-streamed answer larger than this is not a chat answer. */
+const jsonBodyLimit = 64 * 1024 * 1024;
+const errorBodyLimit = 64 * 1024;
+
+/**
+ * One model behind one tunnel. Bodies pass through as the gateway built them; answers pass back
+ * unparsed but for the usage. The paths are OpenAI's, under `/v1`: the far end (the agent, or the
+ * host's tunnel target) maps them onto the model server.
+ */
+export class TunnelDeployment implements Deployment {
+  readonly id: string;
+  readonly model: string;
+  readonly #link: TunnelLink;
+
+  constructor(input: { id: string; model: string; link: TunnelLink }) {
+    this.id = input.id;
+    this.model = input.model;
+    this.#link = input.link;
+  }
+
+  chatCompletion(call: ProviderCall): Promise<ProviderResponse> {
+    return this.#complete("/v1/chat/completions", withoutStreaming(call.body), call, true);
+  }
+
+  streamChatCompletion(call: ProviderCall): Promise<ProviderStream> {
+    return this.#stream("/v1/chat/completions", { ...call.body, stream: true }, call);
+  }
+
+  embeddings(call: ProviderCall): Promise<ProviderResponse> {
+    return this.#complete("/v1/embeddings", call.body, call, false);
+  }
+
+  /**
+   * Legacy `/completions`. The gateway sends a streamed legacy completion here too (the contract
+   * has no streaming variant of it) and reads the result as a ProviderStream.
+   */
+  completions(call: ProviderCall): Promise<ProviderResponse> {
+    if (call.body.stream === true) {
+      return this.#stream("/v1/completions", call.body, call) as Promise<unknown> as Promise<ProviderResponse>;
+    }
+    return this.#complete("/v1/completions", withoutStreaming(call.body), call, true);
+  }
+
+  #headers(call: ProviderCall, accept: string): Record<string, string> {
+    return { "content-type": "application/json", accept, "x-request-id": call.requestId };
+  }
+
+  async #complete(path: string, body: OpenAIRequestBody, call: ProviderCall, outputRequired: boolean): Promise<ProviderResponse> {
+    const response = await this.#link.send({
+      method: "POST",
+      path,
+      headers: this.#headers(call, "application/json"),
+      body: JSON.stringify(body),
+      signal: call.signal,
+    });
+    const parsed = await readJsonObject(response.body, call.signal, jsonBodyLimit);
+    // Some servers answer 200 with nothing but an error object.
+    if (parsed.error !== undefined && parsed.error !== null && parsed.choices === undefined && parsed.data === undefined) {
+      const said = readErrorObject(parsed).message;
+      throw new GatewayError("upstream_error", `The model server reported an error: ${said ?? "(no message)"}`);
+    }
+    return {
+      status: response.status,
+      headers: relayedHeaders(response.headers),
+      body: parsed,
+      usage: responseUsage(parsed, outputRequired),
+    };
+  }
+
+  async #stream(path: string, body: OpenAIRequestBody, call: ProviderCall): Promise<ProviderStream> {
+    const response = await this.#link.send({
+      method: "POST",
+      path,
+      headers: this.#headers(call, "text/event-stream"),
+      body: JSON.stringify(body),
+      signal: call.signal,
+    });
+    const contentType = headerText(response.headers, "content-type");
+    if (contentType.includes("application/json")) {
+      // A 200 with an error object, or a server that ignored `stream: true`: no stream to relay.
+      const said = parseErrorBody(await readBounded(response.body, errorBodyLimit), contentType).message;
+      throw new GatewayError(
+        "upstream_error",
+        said === null ? "The model server answered a streaming request with JSON instead of an event stream." : `The model server reported an error: ${said}`,
+      );
+    }
+    return { status: response.status, headers: relayedHeaders(response.headers), events: tunnelEvents(response.body, call.signal) };
+  }
+}
+
+/** `stream_options` goes whenever `stream` is not true: vLLM and OpenAI answer 400 to it otherwise. */
+function withoutStreaming(body: OpenAIRequestBody): OpenAIRequestBody {
+  if (body.stream_options === undefined && body.stream !== true) return body;
+  const { stream_options: _streamOptions, ...rest } = body;
+  if (rest.stream === true) rest.stream = false;
+  return rest as OpenAIRequestBody;
+}
+
+/** Correlation and rate-limit headers worth relaying, lower-case. */
+function relayedHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(headers)) {
+    if (name === "x-request-id" || name === "request-id" || name.startsWith("x-ratelimit-")) {
+      const value = headerText(headers, name);
+      if (value !== "") out[name] = value;
+    }
+  }
+  return out;
+}
+
+/**
+ * A complete answer's usage, read loosely; null when the server reported none, so the gateway
+ * counts instead of charging a guess. Embeddings report no `completion_tokens`: 0 then.
+ */
+function responseUsage(body: Record<string, unknown>, outputRequired: boolean): TokenUsage | null {
+  const usage = body.usage;
+  if (typeof usage !== "object" || usage === null || Array.isArray(usage)) return null;
+  const fields = usage as Record<string, unknown>;
+  const inputTokens = tokenCount(fields.prompt_tokens);
+  let outputTokens = tokenCount(fields.completion_tokens);
+  if (outputTokens === null && !outputRequired && fields.completion_tokens === undefined) outputTokens = 0;
+  if (inputTokens === null || outputTokens === null) return null;
+  const result: TokenUsage = { inputTokens, outputTokens, source: "upstream" };
+  const details = fields.prompt_tokens_details;
+  if (typeof details === "object" && details !== null) {
+    const cached = tokenCount((details as Record<string, unknown>).cached_tokens);
+    if (cached !== null) result.cachedInputTokens = cached;
+  }
+  return result;
+}
+
+function tokenCount(value: unknown): number | null {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? Math.round(value) : null;
+}

@@ -1,0 +1,13 @@
+export { createPostgresStores } from "./postgres-stores.js";
+export type { PostgresStores, PostgresStoresOptions } from "./postgres-stores.js";
+export { createPostgresProviderCatalog } from "./postgres-provider-catalog.js";
+export type { PostgresProviderCatalogOptions } from "./postgres-provider-catalog.js";
+export { createPostgresPermissionStore } from "./postgres-permission-store.js";
+export type { PostgresPermissionStore, PostgresPermissionStoreOptions } from "./postgres-permission-store.js";
+export { createPostgresKeyStore } from "./postgres-key-store.js";
+export type { PostgresKeyStore, PostgresKeyStoreOptions } from "./postgres-key-store.js";
+export { createPostgresBudgetLedger } from "./postgres-budget-ledger.js";
+export type { PostgresBudgetLedgerOptions } from "./postgres-budget-ledger.js";
+export type { PostgresCacheOptions } from "./postgres-cache-options.js";
+export { migrate } from "./migrate.js";
+export type { MigrateOptions, MigrateResult } from "./migrate.js";
