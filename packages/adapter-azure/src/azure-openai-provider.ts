@@ -132,10 +132,11 @@ export function createAzureOpenAIProvider(options: AzureOpenAIProviderOptions): 
       if (record.status === "provisioning" || record.status === "failed") {
         return { status: record.status, reason: record.statusReason, checkedAt };
       }
-      if (targets.size === 0) return { status: "unreachable", reason: "The provider lists no deployments.", checkedAt };
-      const problems = await Promise.all([...targets.values()].map((target) => probe(target, healthOptions?.signal)));
-      const failed = problems.flatMap((problem, index) => (problem === null ? [] : [`${[...targets.values()][index]!.endpoint.host}: ${problem}`]));
-      if (failed.length === targets.size) return { status: "unreachable", reason: failed.join(" "), checkedAt };
+      const probed = [...targets.values()];
+      if (probed.length === 0) return { status: "unreachable", reason: "The provider lists no deployments.", checkedAt };
+      const problems = await Promise.all(probed.map((target) => probe(target, healthOptions?.signal)));
+      const failed = problems.flatMap((problem, index) => (problem === null ? [] : [`${probed[index]!.endpoint.host}: ${problem}`]));
+      if (failed.length === probed.length) return { status: "unreachable", reason: failed.join(" "), checkedAt };
       return { status: "provisioned", reason: failed.length === 0 ? null : failed.join(" "), checkedAt };
     },
 

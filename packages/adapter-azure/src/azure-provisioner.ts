@@ -144,7 +144,10 @@ export function createAzureProvisioner(options: AzureProvisionerOptions): AzureP
   }
 
   function closedError(): GatewayError {
-    return new GatewayError("provider_unavailable", "The Azure provisioner was closed; resumeAll() on the next start picks the work up.");
+    return new GatewayError(
+      "provider_unavailable",
+      "The Azure provisioning job was stopped (the provisioner closed, or the provider is being deleted); resumeAll() picks up what is left.",
+    );
   }
 
   function start<T>(providerId: string, kind: Job["kind"], work: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -635,7 +638,7 @@ export function createAzureProvisioner(options: AzureProvisionerOptions): AzureP
       if (accountName !== null && deploymentName !== null) {
         await ignoreNotFound(client.deployments.beginDeleteAndWait(resourceGroup, accountName, deploymentName, lro));
       }
-      if (accountName !== null && (await accountDeletable(providerId, client, state))) {
+      if (accountName !== null && (await accountDeletable(providerId, client, state, signal))) {
         await ignoreNotFound(client.accounts.beginDeleteAndWait(resourceGroup, accountName, lro));
       }
     } catch (error) {
@@ -664,11 +667,16 @@ export function createAzureProvisioner(options: AzureProvisionerOptions): AzureP
    * The account goes with the provider only when Sluice made it (this provider's flag, or the
    * `managed-by: sluice` tag), no other provider record uses it, and no deployment is left in it.
    */
-  async function accountDeletable(providerId: string, client: CognitiveServicesManagementClient, state: AzureProvisioningState): Promise<boolean> {
+  async function accountDeletable(
+    providerId: string,
+    client: CognitiveServicesManagementClient,
+    state: AzureProvisioningState,
+    signal: AbortSignal,
+  ): Promise<boolean> {
     const { resourceGroup, accountName } = state;
     let account: Account;
     try {
-      account = await client.accounts.get(resourceGroup, accountName!);
+      account = await client.accounts.get(resourceGroup, accountName!, { abortSignal: signal });
     } catch (error) {
       if (isArmNotFound(error)) return false;
       throw error;
@@ -690,7 +698,7 @@ export function createAzureProvisioner(options: AzureProvisionerOptions): AzureP
         }
       }
     }
-    for await (const _deployment of client.deployments.list(resourceGroup, accountName!)) return false;
+    for await (const _deployment of client.deployments.list(resourceGroup, accountName!, { abortSignal: signal })) return false;
     return true;
   }
 

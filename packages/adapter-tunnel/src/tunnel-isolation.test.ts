@@ -43,10 +43,10 @@ afterAll(async () => {
 });
 
 /** An upgrade request by hand, saying whatever an agent might. */
-function rawUpgrade(headers: Record<string, string>): Promise<{ status: number; body: string }> {
+function rawUpgrade(headers: Record<string, string>, path = hubPath): Promise<{ status: number; body: string }> {
   const { port } = new URL(world.origin);
   return new Promise((resolve, reject) => {
-    const outgoing = httpRequest({ host: "127.0.0.1", port: Number(port), path: hubPath, headers: { connection: "Upgrade", upgrade: TUNNEL_UPGRADE_PROTOCOL, ...headers } });
+    const outgoing = httpRequest({ host: "127.0.0.1", port: Number(port), path, headers: { connection: "Upgrade", upgrade: TUNNEL_UPGRADE_PROTOCOL, ...headers } });
     outgoing.on("upgrade", (_response, socket) => {
       socket.destroy();
       resolve({ status: 101, body: "" });
@@ -98,6 +98,11 @@ describe("a token of one user cannot bring up a tunnel for another", () => {
     expect((await rawUpgrade({ authorization: `Bearer ${secret}` })).status).toBe(401);
     const agent = spawnAgent({ hubUrl: world.hubUrl, token: "st-sluice-guessed", target: aliceServer.url });
     expect((await agent.exited).code).toBe(3);
+  });
+
+  it("answers upgrades for other paths or protocols with an error instead of leaving them hanging", async () => {
+    expect((await rawUpgrade({ authorization: `Bearer ${aliceToken}` }, "/somewhere-else")).status).toBe(404);
+    expect((await rawUpgrade({ authorization: `Bearer ${aliceToken}`, upgrade: "websocket" })).status).toBe(400);
   });
 
   it("lets a user revoke only their own tokens", async () => {

@@ -76,3 +76,4 @@ export type { ManagementRequest } from "./management/management-routes.js";
 export { createManagementNodeHandler } from "./management/management-node-handler.js";
 export type { ManagementHandlerOptions } from "./management/management-node-handler.js";
 export { createManagementKoaMiddleware } from "./management/management-koa-middleware.js";
+export * from "./validation/parse-arguments.js";

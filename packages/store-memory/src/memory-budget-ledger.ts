@@ -1,11 +1,13 @@
 import {
-  DEFAULT_RESERVATION_LEASE_MS,
-  GatewayError,
   allocationOwnerSchema,
   chargeInputSchema,
   createAllocationInputSchema,
   createEventBus,
   createId,
+  DEFAULT_RESERVATION_LEASE_MS,
+  GatewayError,
+  parseArgumentObject,
+  parseField,
   parseInput,
   periodEnd,
   periodStart,
@@ -33,7 +35,6 @@ import type {
   UsageTotals,
 } from "@sluice/core";
 import { compareText } from "./compare-text.js";
-import { parseArgumentObject, parseField } from "./parse-arguments.js";
 import { createReservationPool } from "./reservation-pool.js";
 import type { ReservationPool } from "./reservation-pool.js";
 

@@ -1,21 +1,25 @@
 import {
-  GatewayError,
   createEventBus,
   createId,
   createKeyInputSchema,
+  GatewayError,
   generateKeySecret,
   hashKeySecret,
   keySecretHint,
   keySecretMatches,
   looksLikeKeySecret,
+  parseArgumentObject,
+  parseField,
+  parseFlag,
   parseInput,
+  parseText,
+  parseWholeNumber,
   principalIdSchema,
   reserveInputSchema,
   systemClock,
 } from "@sluice/core";
 import type { AiKey, Clock, CreateKeyInput, KeyStore, KeyVerification, SluiceEventBus } from "@sluice/core";
 import { compareText } from "./compare-text.js";
-import { parseArgumentObject, parseField, parseFlag, parseText, parseWholeNumber } from "./parse-arguments.js";
 
 export interface MemoryKeyStoreOptions {
   clock?: Clock;

@@ -1,9 +1,13 @@
 import {
   AIPROVIDER_USE,
-  GatewayError,
   createEventBus,
+  GatewayError,
   grantSubjectSchema,
   groupIdSchema,
+  parseArgumentObject,
+  parseChoice,
+  parseField,
+  parseFlag,
   parseInput,
   principalIdSchema,
   providerRefSchema,
@@ -24,7 +28,6 @@ import type {
   User,
 } from "@sluice/core";
 import { compareText } from "./compare-text.js";
-import { parseArgumentObject, parseChoice, parseField, parseFlag } from "./parse-arguments.js";
 
 export interface MemoryPermissionStoreOptions {
   clock?: Clock;

@@ -1,10 +1,13 @@
 import { isDeepStrictEqual } from "node:util";
 import {
-  GatewayError,
   createEventBus,
   createId,
   createProviderInputSchema,
+  GatewayError,
+  parseArgumentObject,
+  parseField,
   parseInput,
+  parseWholeNumber,
   principalIdSchema,
   providerNameSchema,
   providerRefSchema,
@@ -23,7 +26,6 @@ import type {
   UpdateProviderOptions,
 } from "@sluice/core";
 import { compareText } from "./compare-text.js";
-import { parseArgumentObject, parseField, parseWholeNumber } from "./parse-arguments.js";
 
 export interface MemoryProviderCatalogOptions {
   secretBox: SecretBox;

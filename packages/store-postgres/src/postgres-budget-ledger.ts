@@ -1,11 +1,13 @@
 import {
-  DEFAULT_RESERVATION_LEASE_MS,
-  GatewayError,
   allocationOwnerSchema,
   chargeInputSchema,
   createAllocationInputSchema,
   createEventBus,
   createId,
+  DEFAULT_RESERVATION_LEASE_MS,
+  GatewayError,
+  parseArgumentObject,
+  parseField,
   parseInput,
   periodEnd,
   periodStart,
@@ -34,7 +36,6 @@ import type {
 } from "@sluice/core";
 import type pg from "pg";
 import { readInteger, readNullableInteger } from "./database-values.js";
-import { parseArgumentObject, parseField } from "./parse-arguments.js";
 import { isUniqueViolation } from "./postgres-errors.js";
 import type { Queryable } from "./with-transaction.js";
 import { withTransaction } from "./with-transaction.js";
@@ -214,10 +215,11 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
     if (charged) throw alreadyCharged(input.requestId);
     const releasedAmount = readInteger(released, "released");
     const heldBefore = readInteger(allocation.reserved, "sluice_allocations.reserved") - releasedAmount;
+    // Whatever this attempt answers, the release is committed with it, so the counter follows now.
+    if (releasedAmount > 0) await setReserved(client, allocation.id, heldBefore);
     if (previous.request_id !== null) {
       // A retry of a request that still holds its reservation holds nothing more.
       if (readInteger(previous.expires_at, "expires_at") > now) {
-        if (releasedAmount > 0) await setReserved(client, allocation.id, heldBefore);
         return { ok: true, reservation: toReservation(previous as ReservationRow) };
       }
       if (previous.allocation_id !== allocation.id) return "retry";
@@ -234,10 +236,7 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
         refusal = { ok: false, reason: "key_limit_exhausted", remaining: Math.max(0, input.keyLimit - keyUsed) };
       }
     }
-    if (refusal !== null) {
-      if (releasedAmount > 0) await setReserved(client, allocation.id, heldBefore);
-      return refusal;
-    }
+    if (refusal !== null) return refusal;
 
     const inserted = await client.query<ReservationRow>(
       `WITH inserted AS (
@@ -435,8 +434,8 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
         );
         const heldOn = held.rows[0]?.allocation_id;
         const outcome = await withTransaction(pool, async (client) => {
-          const ids = heldOn === undefined || heldOn === parsed.allocationId ? [parsed.allocationId] : [parsed.allocationId, heldOn];
-          const locked = await lockAllocations(client, ids);
+          const ids = new Set([parsed.allocationId, heldOn ?? parsed.allocationId]);
+          const locked = await lockAllocations(client, [...ids]);
           const allocation = locked.find((row) => row.id === parsed.allocationId);
           if (allocation === undefined) throw allocationNotFound(parsed.allocationId);
 
@@ -484,7 +483,8 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
             // The key's row after the allocations', as everywhere.
             await client.query(
               `INSERT INTO sluice_key_balances (key_id, lifetime_spent) VALUES ($1, $2)
-               ON CONFLICT (key_id) DO UPDATE SET lifetime_spent = sluice_key_balances.lifetime_spent + EXCLUDED.lifetime_spent`,
+               ON CONFLICT (key_id) DO UPDATE
+                 SET lifetime_spent = sluice_key_balances.lifetime_spent + EXCLUDED.lifetime_spent`,
               [charge.keyId, charge.cost],
             );
           }
@@ -564,7 +564,8 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
       const id = parseField(keyIdSchema, keyId, "keyId", "key balance");
       const result = await pool.query<{ spent: string | null; reserved: string }>(
         `SELECT (SELECT lifetime_spent FROM sluice_key_balances WHERE key_id = $1) AS spent,
-                (SELECT coalesce(sum(amount), 0) FROM sluice_reservations WHERE key_id = $1 AND expires_at > $2) AS reserved`,
+                (SELECT coalesce(sum(amount), 0) FROM sluice_reservations
+                 WHERE key_id = $1 AND expires_at > $2) AS reserved`,
         [id, clock.now()],
       );
       const row = result.rows[0]!;

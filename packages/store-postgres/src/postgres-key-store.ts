@@ -1,14 +1,19 @@
 import {
-  GatewayError,
   createEventBus,
   createId,
   createKeyInputSchema,
+  GatewayError,
   generateKeySecret,
   hashKeySecret,
   keySecretHint,
   keySecretMatches,
   looksLikeKeySecret,
+  parseArgumentObject,
+  parseField,
+  parseFlag,
   parseInput,
+  parseText,
+  parseWholeNumber,
   principalIdSchema,
   reserveInputSchema,
   systemClock,
@@ -18,7 +23,6 @@ import type pg from "pg";
 import { createCacheInvalidation } from "./cache-invalidation.js";
 import type { CacheInvalidation } from "./cache-invalidation.js";
 import { readInteger, readNullableInteger } from "./database-values.js";
-import { parseArgumentObject, parseField, parseFlag, parseText, parseWholeNumber } from "./parse-arguments.js";
 import { resolveCacheOptions } from "./postgres-cache-options.js";
 import type { PostgresCacheOptions } from "./postgres-cache-options.js";
 import { isUniqueViolation } from "./postgres-errors.js";

@@ -252,12 +252,22 @@ describe("budgets across instances", () => {
       }
     });
     await Promise.all(work);
-    await first.ledger.reserve({ requestId: "after", allocationId: "alc-a", userId: "alice", keyId: null, keyLimit: null, amount: 0 });
+    // One more reserve after the rollover refreshes an allocation's cached period spend.
+    await first.ledger.reserve({
+      requestId: "after",
+      allocationId: "alc-a",
+      userId: "alice",
+      keyId: null,
+      keyLimit: null,
+      amount: 0,
+    });
 
     const drift = await database.pool.query(
       `SELECT a.id,
-              a.reserved - (SELECT coalesce(sum(amount), 0) FROM sluice_reservations r WHERE r.allocation_id = a.id) AS reserved_drift,
-              a.lifetime_spent - (SELECT coalesce(sum(cost), 0) FROM sluice_charges c WHERE c.allocation_id = a.id) AS spent_drift,
+              a.reserved - (SELECT coalesce(sum(amount), 0) FROM sluice_reservations r
+                            WHERE r.allocation_id = a.id) AS reserved_drift,
+              a.lifetime_spent - (SELECT coalesce(sum(cost), 0) FROM sluice_charges c
+                                  WHERE c.allocation_id = a.id) AS spent_drift,
               a.period_spent - (SELECT coalesce(sum(cost), 0) FROM sluice_charges c
                                 WHERE c.allocation_id = a.id AND c.at >= a.period_start
                                   AND c.at < a.period_start + 86400000) AS period_drift

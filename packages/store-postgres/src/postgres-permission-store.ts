@@ -1,9 +1,13 @@
 import {
   AIPROVIDER_USE,
-  GatewayError,
   createEventBus,
+  GatewayError,
   grantSubjectSchema,
   groupIdSchema,
+  parseArgumentObject,
+  parseChoice,
+  parseField,
+  parseFlag,
   parseInput,
   principalIdSchema,
   providerRefSchema,
@@ -27,7 +31,6 @@ import type pg from "pg";
 import { EVERYTHING, createCacheInvalidation } from "./cache-invalidation.js";
 import type { CacheInvalidation } from "./cache-invalidation.js";
 import { readInteger } from "./database-values.js";
-import { parseArgumentObject, parseChoice, parseField, parseFlag } from "./parse-arguments.js";
 import { resolveCacheOptions } from "./postgres-cache-options.js";
 import type { PostgresCacheOptions } from "./postgres-cache-options.js";
 import { isForeignKeyViolation } from "./postgres-errors.js";
@@ -158,7 +161,10 @@ export function createPermissionStoreOn(
       throw new GatewayError("sharing_not_supported", "A session tunnel belongs to its owner alone and cannot be shared.");
     }
     if (provider.owner !== actor && !(await isAdminNow(pool, actor))) {
-      throw new GatewayError("permission_denied", "Only the provider's owner or an organization admin may change its sharing.");
+      throw new GatewayError(
+        "permission_denied",
+        "Only the provider's owner or an organization admin may change its sharing.",
+      );
     }
     return { actor, provider, subject };
   }
@@ -200,7 +206,7 @@ export function createPermissionStoreOn(
       const role = parseChoice(roles, fields.role, "role", "role change");
       const enabled = parseFlag(fields.enabled, "enabled", "role change");
       const { result } = await change(async (client) => {
-        const locked = await client.query<UserRow>("SELECT * FROM sluice_users WHERE id = $1 FOR UPDATE", [userId]);
+        const locked = await client.query<UserRow>("SELECT * FROM sluice_users WHERE id = $1 FOR NO KEY UPDATE", [userId]);
         const row = locked.rows[0];
         if (row === undefined) throw userNotFound(userId);
         const user = toUser(row);
@@ -370,7 +376,10 @@ export function createPermissionStoreOn(
       const provider = parseField(providerRefSchema, fields.provider, "provider", "grant list");
       const mayManage = provider.owner === actor || (provider.kind !== TUNNEL_KIND && (await isAdminNow(pool, actor)));
       if (!mayManage) {
-        throw new GatewayError("permission_denied", "Only the provider's owner or an organization admin may read its sharing.");
+        throw new GatewayError(
+          "permission_denied",
+          "Only the provider's owner or an organization admin may read its sharing.",
+        );
       }
       // A tunnel has no grants to list: they are refused at `grant`.
       if (provider.kind === TUNNEL_KIND) return [];

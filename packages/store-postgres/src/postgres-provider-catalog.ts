@@ -1,10 +1,13 @@
 import { isDeepStrictEqual } from "node:util";
 import {
-  GatewayError,
   createEventBus,
   createId,
   createProviderInputSchema,
+  GatewayError,
+  parseArgumentObject,
+  parseField,
   parseInput,
+  parseWholeNumber,
   principalIdSchema,
   providerNameSchema,
   providerRefSchema,
@@ -26,7 +29,6 @@ import type {
 } from "@sluice/core";
 import type pg from "pg";
 import { readInteger } from "./database-values.js";
-import { parseArgumentObject, parseField, parseWholeNumber } from "./parse-arguments.js";
 import { isUniqueViolation } from "./postgres-errors.js";
 import { withTransaction } from "./with-transaction.js";
 
@@ -174,7 +176,7 @@ export function createPostgresProviderCatalog(options: PostgresProviderCatalogOp
           providerId,
         ]);
         const row = locked.rows[0];
-        if (row === undefined) throw new GatewayError("not_found", `No provider has the id '${providerId}'.`, { param: "id" });
+        if (row === undefined) throw providerNotFound(providerId);
         const current = toRecord(row);
         if (expectedVersion !== undefined && expectedVersion !== current.version) {
           throw new GatewayError(
@@ -289,7 +291,7 @@ export function createPostgresProviderCatalog(options: PostgresProviderCatalogOp
         [providerId],
       );
       const row = result.rows[0];
-      if (row === undefined) throw new GatewayError("not_found", `No provider has the id '${providerId}'.`, { param: "id" });
+      if (row === undefined) throw providerNotFound(providerId);
       const secrets: Record<string, string> = {};
       for (const [secretName, sealed] of Object.entries(row.sealed_secrets)) {
         secrets[secretName] = secretBox.open(sealed, secretContext(providerId, secretName));
@@ -302,6 +304,10 @@ export function createPostgresProviderCatalog(options: PostgresProviderCatalogOp
 /** The associated data binding a sealed secret to its provider and name (see `createSecretBox`). */
 function secretContext(providerId: string, secretName: string): string {
   return `${providerId}:${secretName}`;
+}
+
+function providerNotFound(providerId: string): GatewayError {
+  return new GatewayError("not_found", `No provider has the id '${providerId}'.`, { param: "id" });
 }
 
 function nameTaken(owner: string, name: string): GatewayError {

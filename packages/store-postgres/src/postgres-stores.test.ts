@@ -60,9 +60,9 @@ describe("createPostgresStores", () => {
   });
 
   it("refuses a pool and a connection string together", () => {
-    expect(() => createPostgresStores({ pool: database.pool, connectionString: database.connectionString, secretBox })).toThrow(
-      TypeError,
-    );
+    const both = { pool: database.pool, connectionString: database.connectionString, secretBox };
+
+    expect(() => createPostgresStores(both)).toThrow(TypeError);
   });
 
   it("works without caches", async () => {

@@ -11,7 +11,10 @@ export interface Queryable {
  * either locks the rows it depends on first (SELECT ... FOR UPDATE) or lets a unique constraint
  * decide, so no transaction needs SERIALIZABLE's retries.
  */
-export async function withTransaction<Result>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<Result>): Promise<Result> {
+export async function withTransaction<Result>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<Result>,
+): Promise<Result> {
   const client = await pool.connect();
   let broken = false;
   try {

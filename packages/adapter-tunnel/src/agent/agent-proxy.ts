@@ -100,8 +100,12 @@ export function createAgentProxy(options: AgentProxyOptions): AgentProxy {
       await pipeline(response.body, stream);
     } catch {
       // The model server failed mid-answer, or the hub went away: reset, so no one mistakes a cut
-      // answer for a complete one (and the pipeline has destroyed the model server's response).
+      // answer for a complete one, and let the model server's response go.
       if (!stream.closed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      if (!response.body.destroyed) {
+        response.body.on("error", ignore);
+        response.body.destroy();
+      }
     }
   }
 

@@ -24,6 +24,8 @@ export interface TunnelConnectionOptions {
 /** Per-stream and per-connection flow-control windows: enough for full-speed streams of many requests. */
 const streamWindowBytes = 1024 * 1024;
 const connectionWindowBytes = 32 * 1024 * 1024;
+/** Lets the agent send an answer in fewer, larger DATA frames than the 16 KiB default. */
+const maxFrameBytes = 256 * 1024;
 
 /**
  * The hub's end of one agent connection: an HTTP/2 client session over the upgraded socket.
@@ -47,7 +49,7 @@ export class TunnelConnection {
     if (head.length > 0) socket.unshift(head);
     this.#session = http2.connect("http://sluice-tunnel.invalid", {
       createConnection: () => socket,
-      settings: { enablePush: false, initialWindowSize: streamWindowBytes },
+      settings: { enablePush: false, initialWindowSize: streamWindowBytes, maxFrameSize: maxFrameBytes },
       maxSessionMemory: 64,
     });
     const session = this.#session;
@@ -82,6 +84,9 @@ export class TunnelConnection {
     try {
       stream = this.#session.request(headers, { endStream: body === undefined });
     } catch (error) {
+      // After about a billion requests a connection runs out of stream ids (RFC 9113 §5.1.1): close
+      // it, and the agent reconnects with fresh ones.
+      if ((error as { code?: unknown }).code === "ERR_HTTP2_OUT_OF_STREAMS") this.close("closing");
       return Promise.reject(new GatewayError("provider_unavailable", "The session tunnel is not connected.", { cause: error }));
     }
     return new Promise<TunnelResponse>((resolve, reject) => {

@@ -1,6 +1,13 @@
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 
 const alphabet = "0123456789abcdefghjkmnpqrstvwxyz";
+
+const idBytes = 20;
+// Random bytes are drawn 4 KiB at a time (one id per 20 of them): every request gets an id, and a
+// `randomBytes(20)` call per id cost ~9 µs against ~0.2 µs from the pool (Node 24, `npm run
+// bench`). crypto.randomUUID() pools its entropy the same way. The bytes stay from the CSPRNG.
+const entropy = Buffer.allocUnsafe(4096);
+let entropyOffset = entropy.length;
 
 /**
  * A random, URL-safe id with a type prefix (`prv_…`, `key_…`, `alc_…`): 20 characters of
@@ -8,8 +15,13 @@ const alphabet = "0123456789abcdefghjkmnpqrstvwxyz";
  * coordination and never collide in practice.
  */
 export function createId(prefix: string): string {
-  const bytes = randomBytes(20);
+  if (entropyOffset + idBytes > entropy.length) {
+    randomFillSync(entropy);
+    entropyOffset = 0;
+  }
   let out = `${prefix}_`;
-  for (const byte of bytes) out += alphabet[byte & 31];
+  const end = entropyOffset + idBytes;
+  for (let index = entropyOffset; index < end; index++) out += alphabet[entropy[index]! & 31];
+  entropyOffset = end;
   return out;
 }

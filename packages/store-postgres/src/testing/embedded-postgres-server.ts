@@ -60,7 +60,8 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgresServer> {
   };
   try {
     if (runAs !== null) await chown(root, runAs.uid, runAs.gid);
-    const binaries = runAs !== null && !canExecute(installed.postgres, runAs) ? await copyBinaries(installed, root, runAs) : installed;
+    const binaries =
+      runAs !== null && !canExecute(installed.postgres, runAs) ? await copyBinaries(installed, root, runAs) : installed;
     const dataDirectory = join(root, "data");
     const password = randomBytes(18).toString("base64url");
     const passwordFile = join(root, "password");

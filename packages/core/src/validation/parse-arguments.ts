@@ -1,14 +1,12 @@
-import { GatewayError, parseInput } from "@sluice/core";
+import { GatewayError } from "../errors/gateway-error.js";
+import { parseInput } from "./parse-input.js";
 
 /**
- * Validation for the small arguments core declares no object schema for: a bare id, a lookup
- * object such as `{ userId, keyId }`, a flag. Values still go through core's own schemas and
- * parseInput; these helpers only add what parseInput cannot know for a bare value, the name of
- * the field at fault, so every 400 names its `param` as the contracts require.
- *
- * The package deliberately does not depend on zod itself: it would be bundled into dist.
- * A copy of store-memory's helpers (stores import core and nothing of each other), so both stores
- * read their arguments, and name the field at fault, identically.
+ * Validation for the small arguments the contracts declare no object schema for: a bare id, a
+ * lookup object such as `{ userId, keyId }`, a flag. Values still go through core's own schemas
+ * and parseInput; these helpers only add what parseInput cannot know for a bare value, the name
+ * of the field at fault, so every 400 names its `param` as the contracts require. Every store
+ * implementation uses them, so all stores name the field at fault the same way.
  */
 
 type CoreSchema = Parameters<typeof parseInput>[0];
