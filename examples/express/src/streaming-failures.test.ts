@@ -92,12 +92,7 @@ describe("the client goes away mid-stream", () => {
         break;
       }
     }
-    const marks: Array<[string, number]> = [["sync", Date.now() - disconnectedAt]];
-    setImmediate(() => marks.push(["immediate", Date.now() - disconnectedAt]));
-    host.sluice.events.once("request-end", () => marks.push(["end", Date.now() - disconnectedAt]));
     const abortedAt = await host.upstream.waitForAbort(0, 5_000);
-    marks.push(["fake", abortedAt - disconnectedAt]);
-    console.log("SFLAT", JSON.stringify(marks), JSON.stringify(host.upstream.requests[0]));
     expect(abortedAt - disconnectedAt).toBeLessThan(100);
 
     const { end, charge } = await settledCharge(response.headers.get("x-request-id")!);

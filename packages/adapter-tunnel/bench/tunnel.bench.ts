@@ -7,12 +7,14 @@
  *
  * so "gateway" is host tunnel minus direct, and "reverse tunnel" is reverse minus host tunnel.
  * The model server (core's fake upstream) and the agent run as their own processes; the client
- * and the gateway share this one. Run with `npm run bench` (it builds first). About 40 s.
+ * and the gateway share this one. Besides wall-clock figures, which a busy machine skews, it
+ * reports CPU time per request, which it skews far less. Run with `npm run bench` (it builds
+ * first). About 35 s.
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -43,6 +45,16 @@ interface Measured {
   ttfbP50: number;
   requestsPerSecond: number;
   megabytesPerSecond: number;
+  /** CPU time per request during the throughput phase: this process (client, gateway, hub), the agent's. */
+  cpuMicrosPerRequest: number;
+  agentCpuMicrosPerRequest: number | null;
+}
+
+/** A child's CPU time in ms from /proc (Linux; null elsewhere), at the usual 100 ticks per second. */
+function childCpuMs(pid: number | undefined): number | null {
+  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return null;
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 const children: ChildProcess[] = [];
@@ -106,7 +118,7 @@ function percentile(sorted: number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))]!;
 }
 
-async function measure(target: Target): Promise<Measured> {
+async function measure(target: Target, agentPid?: number): Promise<Measured> {
   const pool = new Pool(target.origin, { connections: concurrency * 2 });
   const body = (chunks: number) => JSON.stringify({ model: target.model, stream: true, messages: [{ role: "user", content: "Hi" }], fake: { chunks } });
   const small = body(chunksPerReply);
@@ -137,6 +149,8 @@ async function measure(target: Target): Promise<Measured> {
   let completed = 0;
   const deadline = performance.now() + throughputSeconds * 1_000;
   const throughputStart = performance.now();
+  const cpuBefore = process.cpuUsage();
+  const agentBefore = childCpuMs(agentPid);
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < deadline) {
@@ -146,12 +160,24 @@ async function measure(target: Target): Promise<Measured> {
     }),
   );
   const requestsPerSecond = completed / ((performance.now() - throughputStart) / 1_000);
+  const cpu = process.cpuUsage(cpuBefore);
+  const agentAfter = childCpuMs(agentPid);
+  const cpuMicrosPerRequest = (cpu.user + cpu.system) / completed;
+  const agentCpuMicrosPerRequest = agentBefore === null || agentAfter === null ? null : ((agentAfter - agentBefore) * 1_000) / completed;
 
   const bulkStart = performance.now();
   const { bytes } = await once(body(bulkChunks));
   const megabytesPerSecond = bytes / 1e6 / ((performance.now() - bulkStart) / 1_000);
   await pool.close();
-  return { p50: percentile(totals, 0.5), p99: percentile(totals, 0.99), ttfbP50: percentile(ttfbs, 0.5), requestsPerSecond, megabytesPerSecond };
+  return {
+    p50: percentile(totals, 0.5),
+    p99: percentile(totals, 0.99),
+    ttfbP50: percentile(ttfbs, 0.5),
+    requestsPerSecond,
+    megabytesPerSecond,
+    cpuMicrosPerRequest,
+    agentCpuMicrosPerRequest,
+  };
 }
 
 async function main(): Promise<void> {
@@ -165,7 +191,7 @@ async function main(): Promise<void> {
   const hub = createTunnelHub({ tokens: createMemoryTunnelTokenStore() });
   const reverseGateway = await startGateway(hub, hub);
   const { secret } = await hub.createToken({ userId: "alice", name: "reverse" });
-  startChild([cli, "--gateway", `${reverseGateway.origin}/sluice/tunnel`, "--token", secret, "--target", modelServer, "--quiet"]);
+  const agent = startChild([cli, "--gateway", `${reverseGateway.origin}/sluice/tunnel`, "--token", secret, "--target", modelServer, "--quiet"]);
   const deadline = Date.now() + 10_000;
   while ((await reverseGateway.stores.catalog.list({ kind: "openai-tunnel" }))[0]?.status !== "running") {
     if (Date.now() > deadline) throw new Error("the agent did not connect within 10 s");
@@ -194,7 +220,7 @@ async function main(): Promise<void> {
   const results = new Map<string, Measured>();
   for (const target of targets) {
     process.stdout.write(`measuring ${target.name}...\n`);
-    results.set(target.name, await measure(target));
+    results.set(target.name, await measure(target, target.name === "reverse tunnel" ? agent.child.pid : undefined));
   }
 
   const row = (cells: string[]) => cells.map((cell, index) => (index === 0 ? cell.padEnd(16) : cell.padStart(12))).join(" ");
@@ -202,7 +228,7 @@ async function main(): Promise<void> {
     `\nStreaming chat, ${chunksPerReply} events per reply (Node ${process.version}); latency from ${sequentialRequests} sequential requests,` +
       `\nthroughput from ${concurrency} concurrent clients for ${throughputSeconds} s, bulk from one ${bulkChunks.toLocaleString("en")}-event stream.\n`,
   );
-  console.log(row(["path", "p50 ms", "p99 ms", "TTFB p50 ms", "req/s", "bulk MB/s"]));
+  console.log(row(["path", "p50 ms", "p99 ms", "TTFB p50 ms", "req/s", "bulk MB/s", "CPU µs/req", "agent µs/req"]));
   for (const [name, result] of results) {
     console.log(
       row([
@@ -212,6 +238,8 @@ async function main(): Promise<void> {
         result.ttfbP50.toFixed(3),
         result.requestsPerSecond.toFixed(0),
         result.megabytesPerSecond.toFixed(1),
+        result.cpuMicrosPerRequest.toFixed(0),
+        result.agentCpuMicrosPerRequest === null ? "-" : result.agentCpuMicrosPerRequest.toFixed(0),
       ]),
     );
   }
@@ -221,7 +249,11 @@ async function main(): Promise<void> {
   console.log(
     `\nAdded p50 latency: gateway ${(hostPath.p50 - direct.p50).toFixed(3)} ms; reverse tunnel on top ${(reverse.p50 - hostPath.p50).toFixed(3)} ms.` +
       `\nThroughput: reverse tunnel ${((reverse.requestsPerSecond / hostPath.requestsPerSecond) * 100).toFixed(0)}% of the gateway without it,` +
-      ` ${((reverse.requestsPerSecond / direct.requestsPerSecond) * 100).toFixed(0)}% of direct.`,
+      ` ${((reverse.requestsPerSecond / direct.requestsPerSecond) * 100).toFixed(0)}% of direct.` +
+      `\nCPU per request: gateway ${(hostPath.cpuMicrosPerRequest - direct.cpuMicrosPerRequest).toFixed(0)} µs; the reverse tunnel adds` +
+      ` ${(reverse.cpuMicrosPerRequest - hostPath.cpuMicrosPerRequest).toFixed(0)} µs in the gateway process` +
+      (reverse.agentCpuMicrosPerRequest === null ? "." : ` and ${reverse.agentCpuMicrosPerRequest.toFixed(0)} µs in the agent.`) +
+      "\n(\"CPU µs/req\" is this process: the client, and for the tunnels the gateway and hub too.)",
   );
 
   await hostGateway.close();

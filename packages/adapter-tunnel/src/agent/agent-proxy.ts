@@ -1,6 +1,5 @@
 import http2 from "node:http2";
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import { pipeline } from "node:stream/promises";
 import { Pool } from "undici";
 import { TUNNEL_ERROR_HEADER, forwardableHeaders } from "../protocol/tunnel-protocol.js";
 
@@ -24,8 +23,8 @@ export interface AgentProxy {
 
 /**
  * The agent's side of each tunnelled request: an HTTP/2 stream from the hub becomes an HTTP/1.1
- * request to the model server, and its answer streams back with backpressure (pipeline: a full
- * HTTP/2 window pauses the read from the model server). A stream the hub resets (the client went
+ * request to the model server, and its answer streams back with backpressure (a full HTTP/2
+ * window pauses the read from the model server). A stream the hub resets (the client went
  * away) aborts the request, and the model server sees its client disconnect. A model server that
  * fails mid-answer resets the stream, so the gateway sees a failure, never a clean but short end.
  *
@@ -78,34 +77,26 @@ export function createAgentProxy(options: AgentProxyOptions): AgentProxy {
     if (body !== undefined) upstreamHeaders["content-length"] = String(body.byteLength);
     if (options.targetApiKey !== undefined) upstreamHeaders.authorization = `Bearer ${options.targetApiKey}`;
 
-    let response: Awaited<ReturnType<Pool["request"]>>;
+    // undici's stream(): the answer is written straight into the HTTP/2 stream, with undici
+    // pausing the model server's socket while the stream's window is full. Leaner than request()
+    // plus a pipeline, which allocates a body stream per request.
+    let responded = false;
     try {
-      response = await pool.request({ path: `${prefix}${path}`, method, headers: upstreamHeaders, body, signal: controller.signal });
+      await pool.stream({ path: `${prefix}${path}`, method, headers: upstreamHeaders, body, signal: controller.signal }, (response) => {
+        if (stream.closed || stream.destroyed) throw new Error("the tunnel closed the request");
+        stream.respond({ ":status": response.statusCode, ...forwardableHeaders(response.headers) });
+        responded = true;
+        return stream;
+      });
+      finished = true;
     } catch (error) {
       if (controller.signal.aborted || stream.closed) return;
-      answer(stream, 502, "tunnel_target_unreachable", `The tunnel agent could not reach the model server (${failureName(error)}).`);
-      return;
-    }
-    if (stream.closed || stream.destroyed) {
-      response.body.on("error", ignore);
-      response.body.destroy();
-      return;
-    }
-    // Finished once the model server's answer has been read whole: a 'close' after that is no abort.
-    response.body.once("end", () => {
-      finished = true;
-    });
-    try {
-      stream.respond({ ":status": response.statusCode, ...forwardableHeaders(response.headers) });
-      await pipeline(response.body, stream);
-    } catch {
-      // The model server failed mid-answer, or the hub went away: reset, so no one mistakes a cut
-      // answer for a complete one, and let the model server's response go.
-      if (!stream.closed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      if (!response.body.destroyed) {
-        response.body.on("error", ignore);
-        response.body.destroy();
+      if (!responded) {
+        answer(stream, 502, "tunnel_target_unreachable", `The tunnel agent could not reach the model server (${failureName(error)}).`);
+        return;
       }
+      // The model server failed mid-answer: reset, so no one mistakes a cut answer for a whole one.
+      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     }
   }
 

@@ -24,8 +24,6 @@ export interface TunnelConnectionOptions {
 /** Per-stream and per-connection flow-control windows: enough for full-speed streams of many requests. */
 const streamWindowBytes = 1024 * 1024;
 const connectionWindowBytes = 32 * 1024 * 1024;
-/** Lets the agent send an answer in fewer, larger DATA frames than the 16 KiB default. */
-const maxFrameBytes = 256 * 1024;
 
 /**
  * The hub's end of one agent connection: an HTTP/2 client session over the upgraded socket.
@@ -49,7 +47,7 @@ export class TunnelConnection {
     if (head.length > 0) socket.unshift(head);
     this.#session = http2.connect("http://sluice-tunnel.invalid", {
       createConnection: () => socket,
-      settings: { enablePush: false, initialWindowSize: streamWindowBytes, maxFrameSize: maxFrameBytes },
+      settings: { enablePush: false, initialWindowSize: streamWindowBytes },
       maxSessionMemory: 64,
     });
     const session = this.#session;

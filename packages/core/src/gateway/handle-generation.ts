@@ -5,6 +5,7 @@ import type { Caller } from "./authenticate.js";
 import type { GatewayContext } from "./gateway-context.js";
 import type { GatewayReply, GatewayRequest, StreamReply } from "./gateway-request.js";
 import type { RequestMeter } from "./request-meter.js";
+import { modelRewriter } from "./model-rewriter.js";
 import { reserveBudget } from "./reserve-budget.js";
 import type { ChatCompletionRequest, CompletionRequest } from "./request-schemas.js";
 import type { ResolvedModel } from "./resolve-model.js";
@@ -207,7 +208,7 @@ async function streamGeneration(generation: Generation, meter: RequestMeter, cou
       : error;
   }
 
-  const rewriteModel = modelRewriter(started.first.done ? null : started.first.value.data, resolved.modelId);
+  const rewriteModel = modelRewriter(resolved.modelId);
   const frame = (event: ProviderStreamEvent): string | null => {
     if (event.usageOnly && !clientWantsUsage) return null;
     return `data: ${rewriteModel(event.data)}\n\n`;
@@ -278,23 +279,6 @@ async function streamGeneration(generation: Generation, meter: RequestMeter, cou
       "x-accel-buffering": "no",
     },
     events: relay(),
-  };
-}
-
-/**
- * Rewrites the upstream's model name in each chunk to the gateway's model id, by replacing one
- * exact substring (no parse). The name is learned from the first chunk; chunks that spell it
- * differently pass unchanged.
- */
-function modelRewriter(firstData: string | null, modelId: string): (data: string) => string {
-  const match = firstData === null ? null : /"model":("(?:[^"\\]|\\.)*")/.exec(firstData);
-  if (!match) return (data) => data;
-  const from = `"model":${match[1]}`;
-  const to = `"model":${JSON.stringify(modelId)}`;
-  if (from === to) return (data) => data;
-  return (data) => {
-    const at = data.indexOf(from);
-    return at === -1 ? data : data.slice(0, at) + to + data.slice(at + from.length);
   };
 }
 
