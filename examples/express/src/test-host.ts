@@ -177,8 +177,9 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await sluice.close();
+      // The upstream first: it ends any stream still hanging, which the gateway's pools wait for.
       await upstream.close();
+      await sluice.close();
     },
   };
 }

@@ -11,8 +11,10 @@ interface ListeningApp {
 
 /**
  * Starts an example host from the environment: the config from `SLUICE_CONFIG` (default: the
- * sample beside the examples), the port from `PORT` (default 8080), on loopback. Prints where the
- * API is and how to call it; stops cleanly on SIGINT and SIGTERM.
+ * sample beside the examples), the port from `PORT` (default 8080), on loopback. With
+ * `DATABASE_URL` (and `SLUICE_SECRET_KEY`), the state lives in that PostgreSQL database, shared
+ * with every instance started on it; in memory otherwise. Prints where the API is and how to call
+ * it; stops cleanly on SIGINT and SIGTERM.
  */
 export async function runExampleHost(
   createHost: (config: HostConfig, options: SluiceHostOptions) => Promise<{ app: ListeningApp; sluice: RunningSluice }>,
@@ -20,7 +22,12 @@ export async function runExampleHost(
   const configPath = process.env.SLUICE_CONFIG ?? fileURLToPath(new URL("../../sluice.config.json", import.meta.url));
   const port = Number(process.env.PORT ?? 8080);
   const config = await loadHostConfig(configPath);
-  const { app, sluice } = await createHost(config, { publicBaseUrl: `http://127.0.0.1:${port}` });
+  const { app, sluice } = await createHost(config, {
+    publicBaseUrl: `http://127.0.0.1:${port}`,
+    // With DATABASE_URL, the state lives in PostgreSQL, shared by every instance started on it.
+    ...(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : {}),
+    ...(process.env.SLUICE_SECRET_KEY ? { secretKey: process.env.SLUICE_SECRET_KEY } : {}),
+  });
   const server = app.listen(port, "127.0.0.1", () => {
     const model = config.demoUpstream ? "alice:demo/demo-chat" : undefined;
     process.stdout.write(`${welcomeText({ port, basePath: config.basePath, managementPath: config.managementPath, sluice, ...(model ? { model } : {}) })}\n`);

@@ -11,3 +11,5 @@ export type { PostgresBudgetLedgerOptions } from "./postgres-budget-ledger.js";
 export type { PostgresCacheOptions } from "./postgres-cache-options.js";
 export { migrate } from "./migrate.js";
 export type { MigrateOptions, MigrateResult } from "./migrate.js";
+export { withAdvisoryLock } from "./with-advisory-lock.js";
+export type { AdvisoryLockOptions } from "./with-advisory-lock.js";

@@ -23,6 +23,11 @@ export interface PostgresStoresOptions extends StoreOptions {
 }
 
 export type PostgresStores = SluiceStores & {
+  /**
+   * The pool the stores query through: the one given, or the one they opened (and end in
+   * `close()`). For a host's own start-up steps, such as `withAdvisoryLock`.
+   */
+  readonly pool: pg.Pool;
   /** Applies the schema migrations this version needs (see `migrate`). */
   migrate(): Promise<void>;
 };
@@ -57,6 +62,7 @@ export function createPostgresStores(options: PostgresStoresOptions): PostgresSt
     permissions: createPermissionStoreOn(shared),
     keys: createKeyStoreOn(shared),
     ledger: createPostgresBudgetLedger({ pool, clock, events }),
+    pool,
     async migrate() {
       await migrate({ pool });
     },

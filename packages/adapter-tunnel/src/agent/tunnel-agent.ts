@@ -165,6 +165,8 @@ export function startTunnelAgent(options: TunnelAgentOptions): TunnelAgent {
     // ALPN; this one speaks h2 by the Upgrade instead, which ALPN cannot know about.
     if (socket instanceof TLSSocket && socket.alpnProtocol !== "h2") (socket as { alpnProtocol: string | false | null }).alpnProtocol = "h2";
     if (head.length > 0) socket.unshift(head);
+    // The hub never half-closes: its end is the connection's end, whatever HTTP/2 makes of it.
+    socket.once("end", () => socket.destroy());
     const server = http2.createServer({
       settings: { maxConcurrentStreams: options.maxConcurrentRequests ?? 1_000, initialWindowSize: 1024 * 1024, enablePush: false },
       maxSessionMemory: 64,
@@ -212,6 +214,8 @@ export function startTunnelAgent(options: TunnelAgentOptions): TunnelAgent {
           }
         }, heartbeatIntervalMs);
       });
+      // Should the session never come up, the socket's end still ends this connection.
+      socket.once("close", () => resolve({ kind: "ended", reason, upMs: Date.now() - startedAt }));
       server.emit("connection", socket);
     });
   }

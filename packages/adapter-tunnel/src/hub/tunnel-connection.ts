@@ -50,6 +50,10 @@ export class TunnelConnection {
       settings: { enablePush: false, initialWindowSize: streamWindowBytes },
       maxSessionMemory: 64,
     });
+    // The hub's sockets come from an HTTP server, which keeps a connection half-open when the peer
+    // ends its side; HTTP/2 does not notice either. An agent never half-closes: its end (a killed
+    // process, whose kernel sent FIN) is the connection's end, now, not at the next heartbeat.
+    socket.once("end", () => this.#destroy());
     const session = this.#session;
     session.on("error", () => {
       // 'close' follows and says everything the hub needs; the cause is the socket's.

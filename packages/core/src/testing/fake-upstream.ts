@@ -224,9 +224,9 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   }
 
   /**
-   * The steps every endpoint shares after parsing: the first-byte delay, the gate, then the scripted failures
-   * (`status` / `failTimes`), then a non-stream `failAfterChunks` / `hangAfterChunks`. Returns false
-   * when the request has been answered (or dropped) here.
+   * The steps every endpoint shares after parsing: the first-byte delay, the gate, then the
+   * scripted failures (`status` / `failTimes`), then a non-stream `failAfterChunks` /
+   * `hangAfterChunks`. Returns false when the request has been answered (or dropped) here.
    */
   async function applyControl(exchange: Exchange, control: FakeControl, stream: boolean): Promise<boolean> {
     const { response } = exchange;
