@@ -394,7 +394,9 @@ function summarizeRuns(runs: readonly CellRun[], memory: readonly MemoryRun[]): 
     verdicts: {
       throughput: worstThroughputRatio >= targets.throughputRatio,
       latency: Math.max(addedLatencyAtOneConnection.nonStreaming, addedLatencyAtOneConnection.streamFirstToken) < targets.addedLatencyMicros,
-      memory: memorySummary.rssRatio <= targets.memoryRatio,
+      // On the heap: RSS per stream moves by 2x between runs (freed pages from the warm-up get
+      // reused or not), while heapUsed after a full GC repeats within a few percent.
+      memory: memorySummary.heapRatio <= targets.memoryRatio,
     },
   };
 }
@@ -489,6 +491,7 @@ function tables(aggregates: readonly Aggregate[], memory: readonly MemoryRun[], 
     ]),
     notes: [
       "Each figure is the server process's own memory after forced full GCs (--expose-gc), against its baseline with no stream open; upstream direct is the reference (the upstream holding the streams itself).",
+      "RSS per stream is noisy (pages freed after the warm-up may or may not be reused by the new streams); the heap figure repeats within a few percent and carries the verdict.",
     ],
   };
   const verdict = (ok: boolean, measured: number) => (Number.isNaN(measured) ? "" : ok ? "PASS" : "MISS");
@@ -507,8 +510,8 @@ function tables(aggregates: readonly Aggregate[], memory: readonly MemoryRun[], 
       ["added p50 latency, non-streaming, 1 conn", `${signed(added.nonStreaming)} µs`, `< ${targets.addedLatencyMicros} µs`, verdict(added.nonStreaming < targets.addedLatencyMicros, added.nonStreaming)],
       ["added p50 first-token latency, streaming, 1 conn", `${signed(added.streamFirstToken)} µs`, `< ${targets.addedLatencyMicros} µs`, verdict(added.streamFirstToken < targets.addedLatencyMicros, added.streamFirstToken)],
       ["added p50 full-stream latency, streaming, 1 conn", `${signed(added.streamComplete)} µs`, "", ""],
-      ["memory per stream ratio (RSS)", fixed(summary.memory.rssRatio, 2), `<= ${targets.memoryRatio}`, verdict(summary.verdicts.memory, summary.memory.rssRatio)],
-      ["memory per stream ratio (heap)", fixed(summary.memory.heapRatio, 2), "", ""],
+      ["memory per stream ratio (heap after GC)", fixed(summary.memory.heapRatio, 2), `<= ${targets.memoryRatio}`, verdict(summary.verdicts.memory, summary.memory.heapRatio)],
+      ["memory per stream ratio (RSS; noisy, see note)", fixed(summary.memory.rssRatio, 2), "", ""],
     ].filter((row) => !row[1]!.includes("n/a")),
   };
   const measured = aggregates.length > 0 ? [nonStreaming, streaming] : [];
