@@ -21,9 +21,11 @@ const stale =
   mtime(join(root, "package.json")) > mtime(installedMarker);
 
 if (stale) {
-  const useCi = existsSync(lockfile) && process.env.CI === "true";
-  const args = useCi ? ["ci", "--no-audit", "--no-fund"] : ["install", "--no-audit", "--no-fund"];
-  process.stderr.write(`sluice: node_modules is missing or stale; running npm ${args[0]}\n`);
+  // `npm install`, not `npm ci`, even in CI: it installs the lockfile's versions too, but it
+  // tolerates an optional platform package the registry cannot serve (rollup's builds for other
+  // systems, say), where `npm ci` refuses any lockfile that does not list every one of them.
+  const args = ["install", "--no-audit", "--no-fund"];
+  process.stderr.write("sluice: node_modules is missing or stale; running npm install\n");
   const result = spawnSync("npm", args, { cwd: root, stdio: "inherit" });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
