@@ -353,6 +353,8 @@ interface Summary {
   throughputRatios: Array<{ mode: Mode; concurrency: number; ratio: number }>;
   worstThroughputRatio: number;
   addedLatencyAtOneConnection: { nonStreaming: number; streamFirstToken: number; streamComplete: number };
+  /** Sluice's server CPU per request minus the minimal proxy's, µs, per mode at 32 connections: the least noisy cost figure. */
+  addedServerCpu: Record<Mode, number>;
   memory: { rssRatio: number; heapRatio: number; rssPerStream: Record<PathName, number>; heapPerStream: Record<PathName, number> };
   verdicts: { throughput: boolean; latency: boolean; memory: boolean };
 }
@@ -371,6 +373,9 @@ function summarizeRuns(runs: readonly CellRun[], memory: readonly MemoryRun[]): 
     streamFirstToken: pairedMedian(runs, "streaming", 1, (sluice, proxy) => (sluice.result.firstToken?.p50 ?? 0) - (proxy.result.firstToken?.p50 ?? 0)),
     streamComplete: pairedMedian(runs, "streaming", 1, (sluice, proxy) => sluice.result.latency.p50 - proxy.result.latency.p50),
   };
+  const addedServerCpu = Object.fromEntries(
+    modes.map((mode) => [mode, pairedMedian(runs, mode, 32, (sluice, proxy) => sluice.serverCpuPerRequest - proxy.serverCpuPerRequest)]),
+  ) as Record<Mode, number>;
   const perStream = (pick: (run: MemoryRun) => number) =>
     Object.fromEntries(
       paths.map((path) => {
@@ -390,6 +395,7 @@ function summarizeRuns(runs: readonly CellRun[], memory: readonly MemoryRun[]): 
     throughputRatios,
     worstThroughputRatio,
     addedLatencyAtOneConnection,
+    addedServerCpu,
     memory: memorySummary,
     verdicts: {
       throughput: worstThroughputRatio >= targets.throughputRatio,
@@ -510,6 +516,7 @@ function tables(aggregates: readonly Aggregate[], memory: readonly MemoryRun[], 
       ["added p50 latency, non-streaming, 1 conn", `${signed(added.nonStreaming)} µs`, `< ${targets.addedLatencyMicros} µs`, verdict(added.nonStreaming < targets.addedLatencyMicros, added.nonStreaming)],
       ["added p50 first-token latency, streaming, 1 conn", `${signed(added.streamFirstToken)} µs`, `< ${targets.addedLatencyMicros} µs`, verdict(added.streamFirstToken < targets.addedLatencyMicros, added.streamFirstToken)],
       ["added p50 full-stream latency, streaming, 1 conn", `${signed(added.streamComplete)} µs`, "", ""],
+      ...modes.map((mode) => [`added server CPU per request, ${mode}, 32 conn`, `${signed(summary.addedServerCpu[mode])} µs`, "", ""]),
       ["memory per stream ratio (heap after GC)", fixed(summary.memory.heapRatio, 2), `<= ${targets.memoryRatio}`, verdict(summary.verdicts.memory, summary.memory.heapRatio)],
       ["memory per stream ratio (RSS; noisy, see note)", fixed(summary.memory.rssRatio, 2), "", ""],
     ].filter((row) => !row[1]!.includes("n/a")),

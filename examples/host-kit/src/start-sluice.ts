@@ -193,8 +193,8 @@ export function welcomeText(input: {
   if (input.sluice.demoUpstreamUrl) {
     lines.push(`  demo upstream (an OpenAI-compatible server): ${input.sluice.demoUpstreamUrl}/v1/chat/completions`);
     if (input.sluice.storage === "postgres") {
-      // Every start writes its own demo upstream's address into the shared provider record.
-      lines.push("    (shared config: the demo provider now points here, for every instance, until another one starts)");
+      // Every start writes its own demo upstream's address into the one shared provider record.
+      lines.push("    (every instance sends the demo provider's requests to the demo upstream of the instance that started last)");
     }
   }
   for (const key of input.sluice.createdKeys) lines.push(`  key '${key.name}' for ${key.userId}: ${key.secret}`);

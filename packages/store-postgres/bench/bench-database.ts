@@ -24,12 +24,15 @@ export async function openBenchDatabase(): Promise<BenchDatabase> {
   const serverUrl = external ?? server!.connectionString;
   const schema = `sluice_bench_${randomBytes(6).toString("hex")}`;
   const admin = new pg.Pool({ connectionString: serverUrl, max: 1 });
+  // A connection still closing when the server stops reports its end as an error: nothing to do.
+  admin.on("error", () => undefined);
   try {
     await admin.query(`CREATE SCHEMA ${schema}`);
     const url = new URL(serverUrl);
     url.searchParams.set("options", `-c search_path=${schema}`);
     const connectionString = url.href;
     const migrating = new pg.Pool({ connectionString, max: 1 });
+    migrating.on("error", () => undefined);
     await migrate({ pool: migrating });
     await migrating.end();
     const version = (await admin.query<{ server_version: string }>("SHOW server_version")).rows[0]!.server_version;

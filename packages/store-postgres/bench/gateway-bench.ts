@@ -84,7 +84,7 @@ async function measure(
       const start = performance.now();
       if (start >= stopAt) return;
       if (start >= measureFrom) cpuAtStart ??= cpuOf(server.child);
-      let ok = false;
+      let ok: boolean;
       try {
         const response = await pool.request({ path: "/v1/chat/completions", method: "POST", headers, body });
         await response.body.dump();

@@ -157,14 +157,16 @@ function render(input: {
     `${formatCount(usage.rows)} charges spread evenly over ${usage.days} days (about ${formatCount(usage.rows / usage.days)} a day; 500 users, ` +
       `1,000 keys, 8 models, 20 allocations), inserted with generate_series through the store's schema in ` +
       `${(usage.insertMs / 1000).toFixed(1)} s, then VACUUM (ANALYZE) in ${(usage.vacuumMs / 1000).toFixed(1)} s; ` +
-      `sluice_charges and its indexes take ${usage.tableSize}. Each time is the median of 3 calls of \`ledger.usage\` ` +
-      "(its totals query plus its grouped query) after one warm-up call. Scans: what EXPLAIN shows for sluice_charges.",
+      `sluice_charges and its indexes take ${usage.tableSize}. Each time is one call of \`ledger.usage\` (its totals query ` +
+      "plus its grouped query) after a warm-up call: the median of 3 calls when the warm-up took under 250 ms. " +
+      "Scans: the scans of sluice_charges in the plans EXPLAIN shows for those queries. " +
+      "Scopes: the whole organization (no filter), or one user's, one allocation's or one key's charges.",
     "",
     "| days | scope | group by | ms | groups | scans of sluice_charges |",
     "| ---: | :--- | :--- | ---: | ---: | :--- |",
   );
   for (const cell of usage.cells) {
-    lines.push(`| ${cell.days} | ${cell.scope} | ${cell.groupBy} | ${formatMs(cell.medianMs)} | ${formatCount(cell.groups)} | ${cell.scans.join("; ")} |`);
+    lines.push(`| ${cell.days} | ${cell.scope} | ${cell.groupBy === "none" ? "(totals only)" : cell.groupBy} | ${formatMs(cell.medianMs)} | ${formatCount(cell.groups)} | ${cell.scans.join("; ")} |`);
   }
   return `${lines.join("\n")}\n`;
 }

@@ -65,6 +65,16 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     retry: { ...defaultRetry, ...options.retry },
   };
 
+  // Lapsed holds already stop counting at once; the sweep only keeps the reservation table small.
+  const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+  const sweeper =
+    sweepIntervalMs > 0
+      ? setInterval(() => {
+          options.stores.ledger.sweepExpired().catch(() => 0);
+        }, sweepIntervalMs)
+      : null;
+  sweeper?.unref();
+
   async function handle(request: GatewayRequest): Promise<GatewayReply> {
     const requestId = createId("req");
     const startedAt = clock.now();
@@ -169,7 +179,10 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     management: createManagement({ context, adapters: options.adapters, ...(options.management ? { options: options.management } : {}) }),
     handle,
     forgetProvider: (providerId) => registry.forget(providerId),
-    close: () => registry.close(),
+    close: () => {
+      if (sweeper) clearInterval(sweeper);
+      return registry.close();
+    },
   };
 }
 

@@ -58,8 +58,14 @@ export interface GatewayOptions {
   maxBodyBytes?: number;
   /** The output cap assumed for reservations when a request sets no `max_tokens`. Default 4,096. */
   defaultMaxOutputTokens?: number;
-  /** How long a request's reservation lives before it is renewed. Default 10 minutes. */
+  /**
+   * How long a reservation lives unless renewed. A running request renews its own every half
+   * lease; an instance that dies stops renewing, and its holds lapse after at most one lease.
+   * Default 10 minutes.
+   */
   reservationLeaseMs?: number;
+  /** How often this instance deletes lapsed reservations (`ledger.sweepExpired`); 0 never. Default 60 s. */
+  sweepIntervalMs?: number;
   timeouts?: Partial<GatewayTimeouts>;
   retry?: Partial<GatewayRetry>;
 }

@@ -27,11 +27,21 @@ export class RequestMeter {
   usage: TokenUsage | null = null;
   outputEvents = 0;
   #settled: Promise<void> | null = null;
+  readonly #renewal: ReturnType<typeof setInterval>;
 
   constructor(
     private readonly context: MeterContext,
-    private readonly services: { ledger: BudgetLedger; events: SluiceEventBus; clock: Clock },
-  ) {}
+    private readonly services: { ledger: BudgetLedger; events: SluiceEventBus; clock: Clock; leaseMs: number },
+  ) {
+    // A reservation lives for one lease unless renewed; a stream may outlive it, and an expired
+    // hold no longer counts against the limit. Renewing at half the lease keeps the worst case
+    // held for as long as the request runs, while a crashed instance's holds still lapse.
+    const { ledger, leaseMs } = services;
+    this.#renewal = setInterval(() => {
+      ledger.renew({ requestId: context.requestId, leaseMs }).catch(() => null);
+    }, Math.max(1, Math.floor(leaseMs / 2)));
+    this.#renewal.unref();
+  }
 
   observe(event: ProviderStreamEvent): void {
     if (event.usage) this.usage = event.usage;
@@ -43,6 +53,7 @@ export class RequestMeter {
    * @param fallback counts the input tokens when the upstream reported no usage; called only then.
    */
   settle(fallback: () => Promise<number>): Promise<void> {
+    clearInterval(this.#renewal);
     this.#settled ??= this.#settle(fallback);
     return this.#settled;
   }
