@@ -33,9 +33,11 @@ const quick = process.env.BENCH_QUICK === "1";
 const profiling = process.env.BENCH_PROFILE === "1";
 const only = process.env.BENCH_ONLY ?? "";
 if (only !== "" && only !== "throughput" && only !== "memory") throw new Error("BENCH_ONLY must be 'throughput' or 'memory'");
+// Five short repetitions rather than three long ones: on a shared machine, load comes in bursts of
+// a few seconds, and more paired (proxy, Sluice) samples give a steadier median ratio.
 const settings = quick
-  ? { repetitions: 1, warmupMs: 500, durationMs: 1_500, memoryStreams: 1_000 }
-  : { repetitions: 3, warmupMs: 750, durationMs: 3_000, memoryStreams: 1_000 };
+  ? { repetitions: 1, warmupMs: 400, durationMs: 1_500, processWarmupMs: 500, memoryStreams: 1_000 }
+  : { repetitions: 5, warmupMs: 400, durationMs: 1_500, processWarmupMs: 1_500, memoryStreams: 1_000 };
 const concurrencies = [1, 32, 128] as const;
 const modes = ["non-streaming", "streaming"] as const;
 const paths = ["upstream", "proxy", "sluice"] as const;
@@ -193,6 +195,22 @@ async function measureThroughput(client: BenchProcess): Promise<CellRun[]> {
   const runs: CellRun[] = [];
   try {
     await checkPaths(servers);
+    // JIT, pools and lazily built state first, so the first cells are not measured cold.
+    for (const mode of modes) {
+      for (const path of paths) {
+        const server = servers[path];
+        const stream = mode === "streaming";
+        await client.request<CellResult>({
+          type: "cell",
+          target: server.target,
+          body: chatRequestBody({ model: server.model, stream }),
+          stream,
+          concurrency: 32,
+          warmupMs: 0,
+          durationMs: settings.processWarmupMs,
+        });
+      }
+    }
     const cells = modes.flatMap((mode) => concurrencies.map((concurrency) => ({ mode, concurrency })));
     for (let repetition = 0; repetition < settings.repetitions; repetition++) {
       for (const [cellIndex, cell] of cells.entries()) {

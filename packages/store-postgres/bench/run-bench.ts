@@ -157,8 +157,8 @@ function render(input: {
     `${formatCount(usage.rows)} charges spread evenly over ${usage.days} days (about ${formatCount(usage.rows / usage.days)} a day; 500 users, ` +
       `1,000 keys, 8 models, 20 allocations), inserted with generate_series through the store's schema in ` +
       `${(usage.insertMs / 1000).toFixed(1)} s, then VACUUM (ANALYZE) in ${(usage.vacuumMs / 1000).toFixed(1)} s; ` +
-      `sluice_charges and its indexes take ${usage.tableSize}. Each time is one call of \`ledger.usage\` (its totals query ` +
-      "plus its grouped query) after a warm-up call: the median of 3 calls when the warm-up took under 250 ms. " +
+      `sluice_charges and its indexes take ${usage.tableSize}. Each time is one call of \`ledger.usage\` (one query: the totals, or the totals ` +
+      "with the groups) after a warm-up call: the median of 3 calls when the warm-up took under 250 ms. " +
       "Scans: the scans of sluice_charges in the plans EXPLAIN shows for those queries. " +
       "Scopes: the whole organization (no filter), or one user's, one allocation's or one key's charges.",
     "",

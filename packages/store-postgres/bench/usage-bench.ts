@@ -6,7 +6,7 @@ export interface UsageCell {
   days: number;
   scope: string;
   groupBy: UsageGrouping | "none";
-  /** Median of the timed calls of `ledger.usage` (its totals query and its grouped one), in ms. */
+  /** Median of the timed calls of `ledger.usage` (one query: the totals, or the totals with the groups), in ms. */
   medianMs: number;
   groups: number;
   /** The scans of sluice_charges in its queries' plans (EXPLAIN), e.g. "Index Scan using sluice_charges_at_idx". */

@@ -28,7 +28,6 @@ import type {
   Clock,
   MicroDollars,
   Reservation,
-  ReserveResult,
   SluiceEventBus,
   UsageGroup,
   UsageGrouping,
@@ -78,10 +77,11 @@ interface ReservationRow {
   expires_at: string;
 }
 
-/** What a reserve learns in one statement: what it released, and the request's charge and reservation. */
-type RequestLookupRow = { released: string; charged: boolean } & {
-  [Column in keyof ReservationRow]: ReservationRow[Column] | null;
-};
+/** What sluice_reserve answers: its outcome, and the reservation when it holds one. */
+type ReserveRow = {
+  outcome: "ok" | "allocation_exhausted" | "key_limit_exhausted" | "not_found" | "charged" | "retry";
+  remaining: string | null;
+} & { [Column in keyof ReservationRow]: ReservationRow[Column] | null };
 
 interface ChargeRow {
   request_id: string;
@@ -95,6 +95,11 @@ interface ChargeRow {
   cost: string;
   at: string;
 }
+
+/** What sluice_commit answers: its outcome, and the charge (new or the earlier one) unless not_found. */
+type CommitRow = { outcome: "ok" | "duplicate" | "not_found" } & {
+  [Column in keyof ChargeRow]: ChargeRow[Column] | null;
+};
 
 interface TotalsRow {
   requests: string;
@@ -160,125 +165,6 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
   async function balanceOf(queryable: Queryable, allocationId: string, now: number): Promise<AllocationBalance | null> {
     const [balance] = await balancesWhere(queryable, "a.id = $1", [allocationId], now);
     return balance ?? null;
-  }
-
-  /**
-   * What the allocation has spent in its current period, from the cached (period_start,
-   * period_spent) when it describes the period containing `now`; otherwise recomputed from the
-   * charges and cached. Only ever called with the allocation's row locked.
-   */
-  async function spentUnderLock(client: pg.PoolClient, row: AllocationRow, now: number): Promise<MicroDollars> {
-    if (row.period === null) return readInteger(row.lifetime_spent, "sluice_allocations.lifetime_spent");
-    const start = periodStart(row.period, now);
-    if (readNullableInteger(row.period_start, "sluice_allocations.period_start") === start) {
-      return readInteger(row.period_spent, "sluice_allocations.period_spent");
-    }
-    const spent = await chargesBetween(client, row.id, start, periodEnd(row.period, now));
-    await client.query("UPDATE sluice_allocations SET period_start = $2, period_spent = $3 WHERE id = $1", [
-      row.id,
-      start,
-      spent,
-    ]);
-    return spent;
-  }
-
-  /**
-   * One attempt at a reservation, in one transaction. Answers `retry` when the request id holds an
-   * expired reservation on another allocation, whose lock this transaction may not take (it would
-   * break the lock order): the caller releases that one on its own and tries again.
-   */
-  async function reserveOnce(
-    client: pg.PoolClient,
-    input: ReturnType<typeof reserveInputSchema.parse>,
-    now: number,
-  ): Promise<ReserveResult | "retry"> {
-    // Every statement below holds the allocation's lock, so each round trip counts: reads and
-    // writes are merged where one statement can do both.
-    const allocation = await lockAllocations(client, [input.allocationId]).then((rows) => rows[0]);
-    if (allocation === undefined) throw allocationNotFound(input.allocationId);
-
-    // Release the locked allocation's expired reservations (this request's own lapsed one among
-    // them) before checking, so that what stays in `reserved` is exactly what is live. The same
-    // statement looks the request up; it reads the snapshot from before its own delete.
-    const lookup = await client.query<RequestLookupRow>(
-      `WITH released AS (
-         DELETE FROM sluice_reservations WHERE allocation_id = $1 AND expires_at <= $2 RETURNING amount
-       )
-       SELECT (SELECT coalesce(sum(amount), 0) FROM released) AS released,
-              EXISTS (SELECT 1 FROM sluice_charges WHERE request_id = $3) AS charged,
-              previous.*
-       FROM (SELECT 1) AS one
-       LEFT JOIN sluice_reservations previous ON previous.request_id = $3`,
-      [allocation.id, now, input.requestId],
-    );
-    const { released, charged, ...previous } = lookup.rows[0]!;
-    if (charged) throw alreadyCharged(input.requestId);
-    const releasedAmount = readInteger(released, "released");
-    const heldBefore = readInteger(allocation.reserved, "sluice_allocations.reserved") - releasedAmount;
-    // Whatever this attempt answers, the release is committed with it, so the counter follows now.
-    if (releasedAmount > 0) await setReserved(client, allocation.id, heldBefore);
-    if (previous.request_id !== null) {
-      // A retry of a request that still holds its reservation holds nothing more.
-      if (readInteger(previous.expires_at, "expires_at") > now) {
-        return { ok: true, reservation: toReservation(previous as ReservationRow) };
-      }
-      if (previous.allocation_id !== allocation.id) return "retry";
-    }
-
-    const limit = readInteger(allocation.spend_limit, "sluice_allocations.spend_limit");
-    const used = (await spentUnderLock(client, allocation, now)) + heldBefore;
-    let refusal: ReserveResult | null = null;
-    if (!admits(used, input.amount, limit)) {
-      refusal = { ok: false, reason: "allocation_exhausted", remaining: Math.max(0, limit - used) };
-    } else if (input.keyLimit !== null) {
-      const keyUsed = input.keyId === null ? 0 : await lockKeyAndReadUse(client, input.keyId, now);
-      if (!admits(keyUsed, input.amount, input.keyLimit)) {
-        refusal = { ok: false, reason: "key_limit_exhausted", remaining: Math.max(0, input.keyLimit - keyUsed) };
-      }
-    }
-    if (refusal !== null) return refusal;
-
-    const inserted = await client.query<ReservationRow>(
-      `WITH inserted AS (
-         INSERT INTO sluice_reservations (request_id, allocation_id, user_id, key_id, amount, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING *
-       ), counted AS (
-         UPDATE sluice_allocations SET reserved = $8 WHERE id = $2
-       )
-       SELECT * FROM inserted`,
-      [
-        input.requestId,
-        allocation.id,
-        input.userId,
-        input.keyId,
-        input.amount,
-        now,
-        now + (input.leaseMs ?? DEFAULT_RESERVATION_LEASE_MS),
-        heldBefore + input.amount,
-      ],
-    );
-    return { ok: true, reservation: toReservation(inserted.rows[0]!) };
-  }
-
-  /**
-   * Deletes the request's reservation if it has expired, under its allocation's lock, keeping the
-   * counter in step. Used when a reserve meets a lapsed reservation it cannot release itself.
-   */
-  async function releaseIfExpired(requestId: string, now: number): Promise<void> {
-    const found = await pool.query<ReservationRow>("SELECT * FROM sluice_reservations WHERE request_id = $1", [
-      requestId,
-    ]);
-    const row = found.rows[0];
-    if (row === undefined || readInteger(row.expires_at, "expires_at") > now) return;
-    await withTransaction(pool, async (client) => {
-      await lockAllocations(client, [row.allocation_id]);
-      await deleteReservations(client, "request_id = $1 AND allocation_id = $2 AND expires_at <= $3", [
-        requestId,
-        row.allocation_id,
-        now,
-      ]);
-    });
   }
 
   return {
@@ -394,18 +280,49 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
     async reserve(input) {
       const parsed = parseInput(reserveInputSchema, input, "reservation");
       const now = clock.now();
-      for (let attempt = 1; ; attempt += 1) {
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt += 1) {
+        let row: ReserveRow;
         try {
-          const outcome = await withTransaction(pool, (client) => reserveOnce(client, parsed, now));
-          if (outcome !== "retry") return outcome;
-          await releaseIfExpired(parsed.requestId, now);
+          // One round trip: sluice_reserve locks, releases, checks and inserts in one statement.
+          const result = await pool.query<ReserveRow>(
+            `SELECT f.outcome, f.remaining, (f.reservation).*
+             FROM sluice_reserve($1::text, $2::text, $3::text, $4::text, $5::int8, $6::int8, $7::int8, $8::int8,
+               $9::int8[]) AS f`,
+            [
+              parsed.requestId,
+              parsed.allocationId,
+              parsed.userId,
+              parsed.keyId,
+              parsed.amount,
+              parsed.keyLimit,
+              now,
+              now + (parsed.leaseMs ?? DEFAULT_RESERVATION_LEASE_MS),
+              periodBounds(now),
+            ],
+          );
+          row = result.rows[0]!;
         } catch (error) {
           // Two reserves of one request id on different allocations raced to insert it: the loser
           // tries again and finds the winner's reservation.
-          if (!isUniqueViolation(error, "sluice_reservations_pkey") || attempt >= MAX_ATTEMPTS) throw error;
+          if (isUniqueViolation(error, "sluice_reservations_pkey")) continue;
+          throw error;
         }
-        if (attempt >= MAX_ATTEMPTS) throw concurrentChange();
+        switch (row.outcome) {
+          case "ok":
+            return { ok: true, reservation: toReservation(row as ReservationRow) };
+          case "allocation_exhausted":
+          case "key_limit_exhausted":
+            return { ok: false, reason: row.outcome, remaining: readInteger(row.remaining, "remaining") };
+          case "not_found":
+            throw allocationNotFound(parsed.allocationId);
+          case "charged":
+            throw alreadyCharged(parsed.requestId);
+          case "retry":
+            // The request's lapsed reservation moved to an allocation the call did not lock.
+            continue;
+        }
       }
+      throw concurrentChange();
     },
 
     async renew(input) {
@@ -426,25 +343,13 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
       const parsed = parseInput(chargeInputSchema, input, "charge");
       const now = clock.now();
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt += 1) {
-        // The reservation normally lies on the charged allocation; when it lies on another, that
-        // one is locked too, both in id order.
-        const held = await pool.query<{ allocation_id: string }>(
-          "SELECT allocation_id FROM sluice_reservations WHERE request_id = $1",
-          [parsed.requestId],
-        );
-        const heldOn = held.rows[0]?.allocation_id;
-        const outcome = await withTransaction(pool, async (client) => {
-          const ids = new Set([parsed.allocationId, heldOn ?? parsed.allocationId]);
-          const locked = await lockAllocations(client, [...ids]);
-          const allocation = locked.find((row) => row.id === parsed.allocationId);
-          if (allocation === undefined) throw allocationNotFound(parsed.allocationId);
-
-          const inserted = await client.query<ChargeRow>(
-            `INSERT INTO sluice_charges (request_id, allocation_id, user_id, key_id, provider_id, model, input_tokens,
-               output_tokens, cost, at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (request_id) DO NOTHING
-             RETURNING *`,
+        let row: CommitRow;
+        try {
+          // One round trip: the charge, the counters and the reservation's end, in one statement.
+          const result = await pool.query<CommitRow>(
+            `SELECT f.outcome, (f.charge).*
+             FROM sluice_commit($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::int8, $8::int8,
+               $9::int8, $10::int8, $11::int8[]) AS f`,
             [
               parsed.requestId,
               parsed.allocationId,
@@ -456,57 +361,21 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
               parsed.outputTokens,
               parsed.cost,
               now,
+              periodBounds(now),
             ],
           );
-          if (inserted.rows[0] === undefined) {
-            // Charged before: the ledger keeps the first charge and nothing changes.
-            const existing = await client.query<ChargeRow>("SELECT * FROM sluice_charges WHERE request_id = $1", [
-              parsed.requestId,
-            ]);
-            return { charge: toCharge(existing.rows[0]!), duplicate: true };
-          }
-          const charge = toCharge(inserted.rows[0]);
-
-          // Keep the period's cached spend exact: add the charge to it when it describes the
-          // current period, else recompute it for the current period (counting this charge).
-          const start = allocation.period === null ? null : periodStart(allocation.period, now);
-          await client.query(
-            `UPDATE sluice_allocations SET lifetime_spent = lifetime_spent + $2,
-               period_spent = CASE WHEN period_start = $3 THEN period_spent + $2 ELSE period_spent END
-             WHERE id = $1`,
-            [allocation.id, charge.cost, start],
-          );
-          if (start !== null && readNullableInteger(allocation.period_start, "sluice_allocations.period_start") !== start) {
-            await spentUnderLock(client, allocation, now);
-          }
-          if (charge.keyId !== null) {
-            // The key's row after the allocations', as everywhere.
-            await client.query(
-              `INSERT INTO sluice_key_balances (key_id, lifetime_spent) VALUES ($1, $2)
-               ON CONFLICT (key_id) DO UPDATE
-                 SET lifetime_spent = sluice_key_balances.lifetime_spent + EXCLUDED.lifetime_spent`,
-              [charge.keyId, charge.cost],
-            );
-          }
-          // The reservation ends with the charge, whether it was still live or had already lapsed.
-          const dropped = await deleteReservations(client, "request_id = $1 AND allocation_id = ANY ($2::text[])", [
-            parsed.requestId,
-            locked.map((row) => row.id),
-          ]);
-          if (dropped === 0) {
-            // A reservation on an allocation this commit did not lock appeared after the first
-            // look (a reserve raced it): start over, to lock that allocation too.
-            const late = await client.query("SELECT 1 FROM sluice_reservations WHERE request_id = $1", [parsed.requestId]);
-            if (late.rowCount !== 0) throw new RetryCommit();
-          }
-          return { charge, duplicate: false };
-        }).catch((error: unknown) => {
-          if (error instanceof RetryCommit) return null;
+          row = result.rows[0]!;
+        } catch (error) {
+          // A reserve moved the request's reservation to an allocation the call had not locked;
+          // the call rolled back: start over, to lock that allocation too.
+          if (isRetryCommit(error)) continue;
           throw error;
-        });
-        if (outcome === null) continue;
-        if (!outcome.duplicate) events.publish("usage-charge", { ...outcome.charge });
-        return { charge: { ...outcome.charge }, duplicate: outcome.duplicate };
+        }
+        if (row.outcome === "not_found") throw allocationNotFound(parsed.allocationId);
+        const charge = toCharge(row as ChargeRow);
+        const duplicate = row.outcome === "duplicate";
+        if (!duplicate) events.publish("usage-charge", { ...charge });
+        return { charge: { ...charge }, duplicate };
       }
       throw concurrentChange();
     },
@@ -515,19 +384,13 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
       const id = parseField(requestIdSchema, requestId, "requestId", "release");
       const now = clock.now();
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt += 1) {
-        const found = await pool.query<ReservationRow>("SELECT * FROM sluice_reservations WHERE request_id = $1", [id]);
-        const row = found.rows[0];
-        // An expired reservation already holds nothing; it is left for a reserve or a sweep to delete.
-        if (row === undefined || readInteger(row.expires_at, "expires_at") <= now) return false;
-        const released = await withTransaction(pool, async (client) => {
-          await lockAllocations(client, [row.allocation_id]);
-          return deleteReservations(client, "request_id = $1 AND allocation_id = $2 AND expires_at > $3", [
-            id,
-            row.allocation_id,
-            now,
-          ]);
-        });
-        if (released > 0) return true;
+        // One round trip: find the live reservation, lock its allocation, drop it.
+        const result = await pool.query<{ outcome: "none" | "released" | "retry" }>(
+          "SELECT sluice_release($1::text, $2::int8) AS outcome",
+          [id, now],
+        );
+        const outcome = result.rows[0]!.outcome;
+        if (outcome !== "retry") return outcome === "released";
         // Committed, released or re-reserved elsewhere since the first look: look again.
       }
       throw concurrentChange();
@@ -590,32 +453,50 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
       if (parsed.model !== undefined) filter("model", parsed.model);
       const where = conditions.join(" AND ");
 
-      const totals = await pool.query<TotalsRow>(`SELECT ${aggregates("")} FROM sluice_charges WHERE ${where}`, values);
-      let groups: UsageGroup[] = [];
-      if (parsed.groupBy === "day") {
-        // Epoch milliseconds count no leap seconds, so UTC days are the multiples of DAY_MS.
-        const grouped = await pool.query<TotalsRow & { day_start: string }>(
-          `WITH matching AS (
-             SELECT at - at % ${DAY_MS} AS day_start, user_id, input_tokens, output_tokens, cost, request_id
-             FROM sluice_charges WHERE ${where}
-           )
-           SELECT d.day_start, ${aggregates("m.")}
-           FROM generate_series($${values.length + 1}::int8, $${values.length + 2}::int8, ${DAY_MS}::int8) AS d (day_start)
-           LEFT JOIN matching m ON m.day_start = d.day_start
-           GROUP BY d.day_start ORDER BY d.day_start`,
-          [...values, periodStart("day", parsed.from), parsed.to - 1],
-        );
-        groups = grouped.rows.map((row) => ({ key: utcDay(readInteger(row.day_start, "day_start")), ...toTotals(row) }));
-      } else if (parsed.groupBy !== undefined) {
-        const column = groupColumns[parsed.groupBy];
-        const grouped = await pool.query<TotalsRow & { key: string | null }>(
-          `SELECT ${column} AS key, ${aggregates("")} FROM sluice_charges WHERE ${where}
-           GROUP BY ${column} ORDER BY sum(cost) DESC, ${column} ASC NULLS LAST`,
+      // Every aggregate is taken per user first, then summed over the users: activeUsers becomes a
+      // count of rows instead of count(DISTINCT user_id), which PostgreSQL can only do by sorting
+      // every matching charge.
+      if (parsed.groupBy === undefined) {
+        const totals = await pool.query<TotalsRow>(
+          `SELECT ${sumsOver("u")}, count(*) AS active_users
+           FROM (SELECT user_id, ${perUser()} FROM sluice_charges WHERE ${where} GROUP BY user_id) AS u`,
           values,
         );
-        groups = grouped.rows.map((row) => ({ key: row.key, ...toTotals(row) }));
+        return { from: parsed.from, to: parsed.to, totals: toTotals(totals.rows[0]!), groups: [] };
       }
-      return { from: parsed.from, to: parsed.to, totals: toTotals(totals.rows[0]!), groups };
+
+      // Grouped: one scan of the charges, aggregated per (group, user); the totals and the groups
+      // both come from those few rows, in one statement. The totals come first (part 0).
+      const byDay = parsed.groupBy === "day";
+      // Epoch milliseconds count no leap seconds, so UTC days are the multiples of DAY_MS.
+      const groupKey = parsed.groupBy === "day" ? `at - at % ${DAY_MS}` : groupColumns[parsed.groupBy];
+      const groupsQuery = byDay
+        ? `SELECT d.day_start AS key, coalesce(p.requests, 0) AS requests, coalesce(p.input_tokens, 0) AS input_tokens,
+             coalesce(p.output_tokens, 0) AS output_tokens, coalesce(p.cost, 0) AS cost,
+             coalesce(p.active_users, 0) AS active_users
+           FROM generate_series($${values.length + 1}::int8, $${values.length + 2}::int8, ${DAY_MS}::int8) AS d (day_start)
+           LEFT JOIN (SELECT key, ${sumsOver("per_user")}, count(*) AS active_users FROM per_user GROUP BY key) AS p
+             ON p.key = d.day_start`
+        : `SELECT key, ${sumsOver("per_user")}, count(*) AS active_users FROM per_user GROUP BY key`;
+      const result = await pool.query<TotalsRow & { part: number; key: string | null }>(
+        `WITH per_user AS MATERIALIZED (
+           SELECT ${groupKey} AS key, user_id, ${perUser()}
+           FROM sluice_charges WHERE ${where} GROUP BY 1, user_id
+         )
+         SELECT 0 AS part, NULL AS key, ${sumsOver("per_user")},
+           (SELECT count(DISTINCT user_id) FROM per_user) AS active_users
+         FROM per_user
+         UNION ALL
+         SELECT 1 AS part, g.* FROM (${groupsQuery}) AS g
+         ORDER BY part, ${byDay ? "key" : "cost DESC, key ASC NULLS LAST"}`,
+        byDay ? [...values, periodStart("day", parsed.from), parsed.to - 1] : values,
+      );
+      const [totals, ...grouped] = result.rows;
+      const groups: UsageGroup[] = grouped.map((row) => ({
+        key: byDay ? utcDay(readInteger(row.key, "day_start")) : row.key,
+        ...toTotals(row),
+      }));
+      return { from: parsed.from, to: parsed.to, totals: toTotals(totals!), groups };
     },
   };
 }
@@ -659,33 +540,6 @@ async function chargesBetween(queryable: Queryable, allocationId: string, from: 
   return readInteger(result.rows[0]!.spent, "spent");
 }
 
-/**
- * Locks the key's balance row and reads what the key has spent and holds. The key's row comes
- * second in the lock order, so it is created here, after the allocation's lock, never before:
- * inserting it first would hold a lock on it while waiting for the allocation's, the reverse
- * order, and two reserves could deadlock.
- */
-async function lockKeyAndReadUse(client: pg.PoolClient, keyId: string, now: number): Promise<MicroDollars> {
-  // An upsert that updates nothing but locks the row, created or not, in one round trip.
-  const key = await client.query<{ lifetime_spent: string }>(
-    `INSERT INTO sluice_key_balances (key_id, lifetime_spent) VALUES ($1, 0)
-     ON CONFLICT (key_id) DO UPDATE SET key_id = EXCLUDED.key_id
-     RETURNING lifetime_spent`,
-    [keyId],
-  );
-  // The key's reservations span allocations this transaction has not locked, so they are summed
-  // live rather than counted. The sum's statement starts after the lock is granted, so it sees
-  // every reservation of the key that an earlier holder of the lock inserted.
-  const reserved = await client.query<{ reserved: string }>(
-    "SELECT coalesce(sum(amount), 0) AS reserved FROM sluice_reservations WHERE key_id = $1 AND expires_at > $2",
-    [keyId, now],
-  );
-  return (
-    readInteger(key.rows[0]!.lifetime_spent, "sluice_key_balances.lifetime_spent") +
-    readInteger(reserved.rows[0]!.reserved, "reserved")
-  );
-}
-
 /** Locks the allocations' rows in id order (the fixed order that keeps transactions from deadlocking). */
 async function lockAllocations(client: pg.PoolClient, ids: readonly string[]): Promise<AllocationRow[]> {
   const result = await client.query<AllocationRow>(
@@ -716,28 +570,18 @@ async function deleteReservations(client: pg.PoolClient, condition: string, valu
   return readInteger(result.rows[0]!.deleted, "deleted");
 }
 
-async function setReserved(client: pg.PoolClient, allocationId: string, reserved: MicroDollars): Promise<void> {
-  await client.query("UPDATE sluice_allocations SET reserved = $2 WHERE id = $1", [allocationId, reserved]);
+/** One user's share of a usage report's aggregates, for a `GROUP BY ..., user_id`. */
+function perUser(): string {
+  return "count(*) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, sum(cost) AS cost";
 }
 
-function aggregates(prefix: string): string {
-  return `count(${prefix}request_id) AS requests,
-    coalesce(sum(${prefix}input_tokens), 0) AS input_tokens,
-    coalesce(sum(${prefix}output_tokens), 0) AS output_tokens,
-    coalesce(sum(${prefix}cost), 0) AS cost,
-    count(DISTINCT ${prefix}user_id) AS active_users`;
+/** The per-user shares of `relation`, summed (0 when there are none). */
+function sumsOver(relation: string): string {
+  return `coalesce(sum(${relation}.requests), 0) AS requests,
+    coalesce(sum(${relation}.input_tokens), 0) AS input_tokens,
+    coalesce(sum(${relation}.output_tokens), 0) AS output_tokens,
+    coalesce(sum(${relation}.cost), 0) AS cost`;
 }
-
-/**
- * Whether a limit with `used` already spent or held admits `amount` more. A limit that is used up
- * admits nothing, not even a reservation of 0, so a free-looking request cannot slip past it.
- */
-function admits(used: MicroDollars, amount: MicroDollars, limit: MicroDollars): boolean {
-  return used < limit && used + amount <= limit;
-}
-
-/** Thrown inside a commit's transaction to roll it back and start over. */
-class RetryCommit extends Error {}
 
 function allocationNotFound(id: string): GatewayError {
   return new GatewayError("not_found", `No allocation has the id '${id}'.`, { param: "allocationId" });
@@ -745,6 +589,11 @@ function allocationNotFound(id: string): GatewayError {
 
 function alreadyCharged(requestId: string): GatewayError {
   return new GatewayError("conflict", `The request '${requestId}' was already charged.`, { param: "requestId" });
+}
+
+/** The error sluice_commit raises to roll itself back when the request's reservation moved. */
+function isRetryCommit(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "SLRTY";
 }
 
 function concurrentChange(): GatewayError {

@@ -38,8 +38,14 @@ export interface PostgresKeyStoreOptions {
 }
 
 export type PostgresKeyStore = KeyStore & {
-  /** Stops listening for other instances' changes. Idempotent. */
+  /** Writes the key uses still waiting, then stops listening for other instances' changes. Idempotent. */
   close(): Promise<void>;
+};
+
+/** The key store as createPostgresStores holds it: with a way to write the pending key uses. */
+export type KeyStoreOnChannel = KeyStore & {
+  /** Writes every key use `recordUse` is still holding back. */
+  flushUses(): Promise<void>;
 };
 
 /** What `verify` caches per secret hash: the key with its stored hash, or null for no such key. */
@@ -63,18 +69,32 @@ interface KeyRow {
 
 const keyIdSchema = reserveInputSchema.shape.keyId.unwrap();
 
+/**
+ * `recordUse` writes a key's lastUsedAt at most about once per this many wall-clock ms per
+ * instance: the first use in a window is written at once, later ones are merged and written
+ * together when the window ends.
+ */
+const USE_WRITE_INTERVAL_MS = 1_000;
+
 /** AI keys in PostgreSQL, shared by every gateway instance. */
 export function createPostgresKeyStore(options: PostgresKeyStoreOptions): PostgresKeyStore {
   const { cache, channel } = resolveCacheOptions(options.cache);
   const invalidation = createCacheInvalidation({ pool: options.pool, channel, listen: cache !== null });
-  const store = createKeyStoreOn({ ...options, invalidation });
-  return { ...store, close: () => invalidation.close() };
+  const { flushUses, ...store } = createKeyStoreOn({ ...options, invalidation });
+  let closing: Promise<void> | null = null;
+  return {
+    ...store,
+    close() {
+      closing ??= flushUses().finally(() => invalidation.close());
+      return closing;
+    },
+  };
 }
 
 /** The key store over a shared invalidation channel (one per instance, from createPostgresStores). */
 export function createKeyStoreOn(
   options: PostgresKeyStoreOptions & { invalidation: CacheInvalidation },
-): KeyStore {
+): KeyStoreOnChannel {
   const { pool, invalidation } = options;
   const clock = options.clock ?? systemClock;
   const events = options.events ?? createEventBus();
@@ -82,6 +102,63 @@ export function createKeyStoreOn(
   /** Secret hash -> key: `verify` is the hot path, one lookup per request. */
   const verified = cache === null ? null : createTaggedCache<VerifiedKey>(cache);
   if (verified !== null) invalidation.register(verified);
+
+  /** Key id -> the latest use recorded here and not yet written; reads show it over the stored value. */
+  const pendingUses = new Map<string, number>();
+  /** Key id -> when (wall clock) this instance last wrote its lastUsedAt. */
+  const lastWritten = new Map<string, number>();
+  let flushTimer: NodeJS.Timeout | null = null;
+  let flushing: Promise<void> | null = null;
+
+  /** Writes the uses in `uses` (key id -> at) in one statement, never moving lastUsedAt backwards. */
+  async function writeUses(uses: ReadonlyMap<string, number>): Promise<void> {
+    if (uses.size === 0) return;
+    // Counted from the start, so that uses arriving while this write runs wait for the next window.
+    const wroteAt = performance.now();
+    for (const keyId of uses.keys()) lastWritten.set(keyId, wroteAt);
+    // Best effort by contract: a key deleted or never known is nothing to record.
+    await pool.query(
+      `UPDATE sluice_keys k SET last_used_at = u.at
+       FROM unnest($1::text[], $2::int8[]) AS u (id, at)
+       WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`,
+      [[...uses.keys()], [...uses.values()]],
+    );
+    for (const [keyId, at] of uses) {
+      // A later use recorded during the write stays pending.
+      if (pendingUses.get(keyId) === at) pendingUses.delete(keyId);
+    }
+  }
+
+  async function flushUses(): Promise<void> {
+    if (flushTimer !== null) clearTimeout(flushTimer);
+    flushTimer = null;
+    await flushing;
+    const uses = new Map(pendingUses);
+    flushing = writeUses(uses).finally(() => {
+      flushing = null;
+    });
+    await flushing;
+    // Forget write times that no longer hold anything back.
+    const horizon = performance.now() - USE_WRITE_INTERVAL_MS;
+    for (const [keyId, wroteAt] of lastWritten) if (wroteAt < horizon) lastWritten.delete(keyId);
+  }
+
+  function scheduleFlush(): void {
+    if (flushTimer !== null) return;
+    flushTimer = setTimeout(() => {
+      flushTimer = null;
+      // Best effort: a failed write is retried with the next use's flush, never surfaced.
+      flushUses().catch(() => undefined);
+    }, USE_WRITE_INTERVAL_MS);
+    flushTimer.unref();
+  }
+
+  /** The key as stored, with a use recorded here but not yet written. */
+  function withPendingUse(key: AiKey): AiKey {
+    const pending = pendingUses.get(key.id);
+    if (pending === undefined || (key.lastUsedAt !== null && key.lastUsedAt >= pending)) return key;
+    return { ...key, lastUsedAt: pending };
+  }
 
   async function loadByHash(secretHash: string): Promise<VerifiedKey> {
     const result = await pool.query<KeyRow>("SELECT * FROM sluice_keys WHERE secret_hash = $1", [secretHash]);
@@ -141,7 +218,7 @@ export function createKeyStoreOn(
         userId,
       ]);
       const row = result.rows[0];
-      return row === undefined ? null : toKey(row);
+      return row === undefined ? null : withPendingUse(toKey(row));
     },
 
     async list(input) {
@@ -163,7 +240,7 @@ export function createKeyStoreOn(
       const needle = nameContains?.toLowerCase();
       return result.rows
         .filter((row) => needle === undefined || row.name.toLowerCase().includes(needle))
-        .map(toKey);
+        .map((row) => withPendingUse(toKey(row)));
     },
 
     async revoke(input) {
@@ -189,7 +266,7 @@ export function createKeyStoreOn(
       if (outcome.row === undefined) {
         throw new GatewayError("not_found", "You have no key with that id.", { param: "keyId" });
       }
-      const key = toKey(outcome.row);
+      const key = withPendingUse(toKey(outcome.row));
       if (outcome.changed) {
         invalidation.applyLocally(keyTag(keyId));
         events.publish("key-revoke", copyKey(key));
@@ -211,7 +288,7 @@ export function createKeyStoreOn(
               (entry) => (entry === null ? [] : [keyTag(entry.key.id)]),
             );
       if (found === null || !keySecretMatches(secret, found.secretHash)) return { status: "unknown" };
-      const key = copyKey(found.key);
+      const key = withPendingUse(copyKey(found.key));
       if (key.revokedAt !== null) return { status: "revoked", key };
       if (key.expiresAt !== null && key.expiresAt <= clock.now()) return { status: "expired", key };
       return { status: "valid", key };
@@ -221,21 +298,28 @@ export function createKeyStoreOn(
       const fields = parseArgumentObject(input, ["keyId", "at"], "key use");
       const keyId = parseField(keyIdSchema, fields.keyId, "keyId", "key use");
       const at = parseWholeNumber(fields.at, "at", "key use");
-      // Best effort by contract: a key deleted or never known is nothing to record.
-      await pool.query(
-        `UPDATE sluice_keys SET last_used_at = $2
-         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)`,
-        [keyId, at],
-      );
-      // No announcement: lastUsedAt may trail by the cache's TTL on other instances (the contract
-      // allows seconds), and a notice per request would flood every instance. This instance's
-      // cached verifications move forward at once.
+      const previous = pendingUses.get(keyId);
+      const wroteAt = lastWritten.get(keyId);
+      if (previous === undefined && (wroteAt === undefined || performance.now() - wroteAt >= USE_WRITE_INTERVAL_MS)) {
+        // The first use of the key in a while is written at once.
+        await writeUses(new Map([[keyId, at]]));
+      } else {
+        // Written moments ago: this use is held back (reads here show it) and written with the
+        // others at the end of the window, so a busy key costs one write a second, not one a request.
+        if (previous === undefined || previous < at) pendingUses.set(keyId, at);
+        scheduleFlush();
+      }
+      // No announcement: lastUsedAt may trail by the write window plus the cache's TTL on other
+      // instances (the contract allows seconds), and a notice per request would flood every
+      // instance. This instance's cached verifications move forward at once.
       verified?.update(keyTag(keyId), (entry) => {
         if (entry === null) return entry;
-        const previous = entry.key.lastUsedAt;
-        return previous !== null && previous >= at ? entry : { ...entry, key: { ...entry.key, lastUsedAt: at } };
+        const stored = entry.key.lastUsedAt;
+        return stored !== null && stored >= at ? entry : { ...entry, key: { ...entry.key, lastUsedAt: at } };
       });
     },
+
+    flushUses,
   };
 }
 

@@ -124,6 +124,76 @@ describe("cache invalidation across instances", () => {
     expect(await second.permissions.hasRole("admin", "aiprovider:create")).toBe(false);
   });
 
+  it("sees another instance's provider changes and group memberships within a second", async () => {
+    const first = startInstance({ cache: longTtl });
+    const second = startInstance({ cache: longTtl });
+    const lookup = { owner: "owner", name: "shared" };
+    // A cached miss, then a cached hit: both must give way to the other instance's changes.
+    expect(await second.catalog.findByName(lookup)).toBeNull();
+    const created = await first.catalog.create({ id: "prv_cached", kind: "openai-compatible", ...lookup });
+    await timeUntil(async () => (await second.catalog.findByName(lookup))?.id === created.id, 1_000);
+    expect((await second.catalog.get(created.id))?.name).toBe("shared");
+
+    await first.catalog.update(created.id, { name: "renamed" });
+    await timeUntil(async () => (await second.catalog.findByName(lookup)) === null, 1_000);
+    expect((await second.catalog.get(created.id))?.name).toBe("renamed");
+    await first.catalog.delete(created.id);
+    await timeUntil(async () => (await second.catalog.get(created.id)) === null, 1_000);
+
+    await first.permissions.upsertUser({ id: "member" });
+    await first.permissions.upsertGroup({ id: "team", name: "Team" });
+    expect(await second.permissions.groupsOf("member")).toEqual([]);
+    await first.permissions.addMember({ groupId: "team", userId: "member" });
+    await timeUntil(async () => (await second.permissions.groupsOf("member")).includes("team"), 1_000);
+    await first.permissions.deleteGroup("team");
+    await timeUntil(async () => (await second.permissions.groupsOf("member")).length === 0, 1_000);
+  });
+
+  it("reads its own provider changes and memberships at once, and hands out copies", async () => {
+    const stores = startInstance({ cache: longTtl });
+    const lookup = { owner: "owner", name: "mine" };
+    expect(await stores.catalog.findByName(lookup)).toBeNull();
+    const created = await stores.catalog.create({ kind: "openai-compatible", ...lookup, tags: ["a"] });
+    const found = await stores.catalog.findByName(lookup);
+    expect(found).toEqual(created);
+    found!.tags.push("mutated");
+    expect((await stores.catalog.findByName(lookup))?.tags).toEqual(["a"]);
+    await stores.catalog.update(created.id, { tags: ["b"] });
+    expect((await stores.catalog.get(created.id))?.tags).toEqual(["b"]);
+
+    await stores.permissions.upsertUser({ id: "member" });
+    await stores.permissions.upsertGroup({ id: "team", name: "Team" });
+    expect(await stores.permissions.groupsOf("member")).toEqual([]);
+    await stores.permissions.addMember({ groupId: "team", userId: "member" });
+    const groups = await stores.permissions.groupsOf("member");
+    expect(groups).toEqual(["team"]);
+    groups.push("mutated");
+    expect(await stores.permissions.groupsOf("member")).toEqual(["team"]);
+    await stores.permissions.removeMember({ groupId: "team", userId: "member" });
+    expect(await stores.permissions.groupsOf("member")).toEqual([]);
+  });
+
+  it("writes a busy key's use about once a second, shows every use at once, and writes the last on close", async () => {
+    const stores = startInstance({ cache: longTtl });
+    const { key, secret } = await stores.keys.create({ userId: "alice", name: "laptop", allocationId: "alc" });
+    const stored = async (): Promise<string | null> =>
+      (await database.pool.query<{ at: string | null }>("SELECT last_used_at AS at FROM sluice_keys")).rows[0]!.at;
+
+    await stores.keys.recordUse({ keyId: key.id, at: START + 1 });
+    expect(await stored()).toBe(String(START + 1));
+    for (let use = 2; use <= 50; use += 1) await stores.keys.recordUse({ keyId: key.id, at: START + use });
+    // Held back, but this instance shows it everywhere.
+    expect(await stored()).toBe(String(START + 1));
+    expect((await stores.keys.get({ userId: "alice", keyId: key.id }))?.lastUsedAt).toBe(START + 50);
+    expect((await stores.keys.list({ userId: "alice" }))[0]?.lastUsedAt).toBe(START + 50);
+    expect(await stores.keys.verify(secret)).toMatchObject({ status: "valid", key: { lastUsedAt: START + 50 } });
+
+    await timeUntil(async () => (await stored()) === String(START + 50), 2_000);
+    await stores.keys.recordUse({ keyId: key.id, at: START + 60 });
+    await stores.close();
+    expect(await stored()).toBe(String(START + 60));
+  });
+
   it("serves cached answers without reading the database", async () => {
     const stores = startInstance({ cache: longTtl });
     await untilListening(1);

@@ -75,8 +75,11 @@ interface GrantRow {
 /** The one provider kind nobody but its owner may use or share. */
 const TUNNEL_KIND = "openai-tunnel";
 
-/** The hot-path answers this store caches: a user's roles, and whether a user may use a provider. */
-type CachedAnswer = { roles: Role[] | null } | { canUse: boolean };
+/**
+ * The hot-path answers this store caches: a user's roles, a user's groups, and whether a user may
+ * use a provider.
+ */
+type CachedAnswer = { roles: Role[] | null } | { groups: readonly string[] } | { canUse: boolean };
 
 /** Users, groups, memberships and grants in PostgreSQL, shared by every gateway instance. */
 export function createPostgresPermissionStore(options: PostgresPermissionStoreOptions): PostgresPermissionStore {
@@ -317,11 +320,18 @@ export function createPermissionStoreOn(
 
     async groupsOf(userId) {
       const id = parseField(principalIdSchema, userId, "userId", "group list");
-      const result = await pool.query<{ group_id: string }>(
-        "SELECT group_id FROM sluice_group_members WHERE user_id = $1 ORDER BY group_id",
-        [id],
-      );
-      return result.rows.map((row) => row.group_id);
+      const load = async (): Promise<string[]> => {
+        const result = await pool.query<{ group_id: string }>(
+          "SELECT group_id FROM sluice_group_members WHERE user_id = $1 ORDER BY group_id",
+          [id],
+        );
+        return result.rows.map((row) => row.group_id);
+      };
+      if (answers === null) return load();
+      // Every request asks (to check the allocation it draws from). Filed under the user: each
+      // membership change announces the user's tag, and a group's deletion drops everything.
+      const answer = await answers.read(`groups\n${id}`, async () => ({ groups: await load() }), () => [userTag(id)]);
+      return "groups" in answer ? [...answer.groups] : load();
     },
 
     async grant(input) {

@@ -28,8 +28,13 @@ import type {
   UpdateProviderOptions,
 } from "@sluice/core";
 import type pg from "pg";
+import { createCacheInvalidation } from "./cache-invalidation.js";
+import type { CacheInvalidation } from "./cache-invalidation.js";
 import { readInteger } from "./database-values.js";
+import { resolveCacheOptions } from "./postgres-cache-options.js";
+import type { PostgresCacheOptions } from "./postgres-cache-options.js";
 import { isUniqueViolation } from "./postgres-errors.js";
+import { createTaggedCache } from "./tagged-cache.js";
 import { withTransaction } from "./with-transaction.js";
 
 export interface PostgresProviderCatalogOptions {
@@ -58,11 +63,60 @@ interface ProviderRow {
 
 const providerIdSchema = providerRefSchema.shape.id;
 
-/** The provider catalog in PostgreSQL; secrets are stored sealed by the host's secret box. */
+/**
+ * Every cached catalog read is filed under this one tag: providers change rarely (an admin's
+ * edit), so any change drops the whole catalog cache, on every instance.
+ */
+const CATALOG_TAG = "catalog";
+
+/**
+ * The provider catalog in PostgreSQL; secrets are stored sealed by the host's secret box. On its
+ * own it caches nothing (it still announces its changes, so instances from createPostgresStores
+ * drop what they cached); createPostgresStores gives it a cache.
+ */
 export function createPostgresProviderCatalog(options: PostgresProviderCatalogOptions): ProviderCatalog {
-  const { pool, secretBox } = options;
+  const { channel } = resolveCacheOptions(undefined);
+  const invalidation = createCacheInvalidation({ pool: options.pool, channel, listen: false });
+  return createProviderCatalogOn({ ...options, invalidation, cache: false });
+}
+
+/**
+ * The catalog over a shared invalidation channel (one per instance, from createPostgresStores).
+ * `get` and `findByName` (one per request, resolving the model's provider) answer from a cache
+ * that every change through any instance drops.
+ */
+export function createProviderCatalogOn(
+  options: PostgresProviderCatalogOptions & { invalidation: CacheInvalidation; cache?: PostgresCacheOptions | false },
+): ProviderCatalog {
+  const { pool, secretBox, invalidation } = options;
   const clock = options.clock ?? systemClock;
   const events = options.events ?? createEventBus();
+  const { cache } = resolveCacheOptions(options.cache);
+  const records = cache === null ? null : createTaggedCache<ProviderRecord | null>(cache);
+  if (records !== null) invalidation.register(records);
+
+  /** A provider read by `condition`, from the cache when it has it; always a copy of what is cached. */
+  async function readOne(cacheKey: string, condition: string, values: unknown[]): Promise<ProviderRecord | null> {
+    const load = async (): Promise<ProviderRecord | null> => {
+      const result = await pool.query<ProviderRow>(`SELECT * FROM sluice_providers WHERE ${condition}`, values);
+      const row = result.rows[0];
+      return row === undefined ? null : toRecord(row);
+    };
+    if (records === null) return load();
+    const found = await records.read(cacheKey, load, () => [CATALOG_TAG]);
+    return found === null ? null : structuredClone(found);
+  }
+
+  /** Runs a change in a transaction that tells every instance's catalog cache when it commits. */
+  async function changing<Result>(work: (client: pg.PoolClient) => Promise<{ result: Result; changed: boolean }>): Promise<Result> {
+    const outcome = await withTransaction(pool, async (client) => {
+      const done = await work(client);
+      if (done.changed) await invalidation.announce(client, CATALOG_TAG);
+      return done;
+    });
+    if (outcome.changed) invalidation.applyLocally(CATALOG_TAG);
+    return outcome.result;
+  }
 
   function seal(providerId: string, secretName: string, value: string): string {
     return secretBox.seal(value, secretContext(providerId, secretName));
@@ -90,26 +144,29 @@ export function createPostgresProviderCatalog(options: PostgresProviderCatalogOp
       const now = clock.now();
       let row: ProviderRow;
       try {
-        const result = await pool.query<ProviderRow>(
-          `INSERT INTO sluice_providers (id, kind, owner, name, description, tags, status, status_reason, settings,
-             sealed_secrets, created_at, updated_at, version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)
-           RETURNING *`,
-          [
-            id,
-            parsed.kind,
-            parsed.owner,
-            parsed.name,
-            parsed.description ?? null,
-            parsed.tags ?? [],
-            parsed.status ?? "unknown",
-            parsed.statusReason ?? null,
-            JSON.stringify(settings),
-            JSON.stringify(sealedSecrets),
-            now,
-          ],
-        );
-        row = result.rows[0]!;
+        // A new provider can answer a lookup that found nothing before: cached misses go too.
+        row = await changing(async (client) => {
+          const result = await client.query<ProviderRow>(
+            `INSERT INTO sluice_providers (id, kind, owner, name, description, tags, status, status_reason, settings,
+               sealed_secrets, created_at, updated_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)
+             RETURNING *`,
+            [
+              id,
+              parsed.kind,
+              parsed.owner,
+              parsed.name,
+              parsed.description ?? null,
+              parsed.tags ?? [],
+              parsed.status ?? "unknown",
+              parsed.statusReason ?? null,
+              JSON.stringify(settings),
+              JSON.stringify(sealedSecrets),
+              now,
+            ],
+          );
+          return { result: result.rows[0]!, changed: true };
+        });
       } catch (error) {
         if (isUniqueViolation(error, "sluice_providers_pkey")) {
           throw new GatewayError("conflict", `A provider with the id '${id}' already exists.`, { param: "id" });
@@ -124,21 +181,14 @@ export function createPostgresProviderCatalog(options: PostgresProviderCatalogOp
 
     async get(id: string) {
       const providerId = parseField(providerIdSchema, id, "id", "provider lookup");
-      const result = await pool.query<ProviderRow>("SELECT * FROM sluice_providers WHERE id = $1", [providerId]);
-      const row = result.rows[0];
-      return row === undefined ? null : toRecord(row);
+      return readOne(`id\n${providerId}`, "id = $1", [providerId]);
     },
 
     async findByName(input: { owner: string; name: string }) {
       const fields = parseArgumentObject(input, ["owner", "name"], "provider lookup");
       const owner = parseField(principalIdSchema, fields.owner, "owner", "provider lookup");
       const name = parseField(providerNameSchema, fields.name, "name", "provider lookup");
-      const result = await pool.query<ProviderRow>("SELECT * FROM sluice_providers WHERE owner = $1 AND name = $2", [
-        owner,
-        name,
-      ]);
-      const row = result.rows[0];
-      return row === undefined ? null : toRecord(row);
+      return readOne(`name\n${owner}\n${name}`, "owner = $1 AND name = $2", [owner, name]);
     },
 
     async list(filter?: ListProvidersFilter) {
@@ -171,7 +221,7 @@ export function createPostgresProviderCatalog(options: PostgresProviderCatalogOp
           ? undefined
           : parseWholeNumber(optionFields.expectedVersion, "expectedVersion", "update options");
 
-      const outcome = await withTransaction(pool, async (client) => {
+      const outcome = await changing(async (client) => {
         const locked = await client.query<ProviderRow>("SELECT * FROM sluice_providers WHERE id = $1 FOR UPDATE", [
           providerId,
         ]);
@@ -235,7 +285,7 @@ export function createPostgresProviderCatalog(options: PostgresProviderCatalogOp
             changed = true;
           }
         }
-        if (!changed) return { previous: current, record: current, changed: false };
+        if (!changed) return { result: { previous: current, record: current, changed: false }, changed: false };
 
         next.version = current.version + 1;
         next.updatedAt = clock.now();
@@ -262,7 +312,7 @@ export function createPostgresProviderCatalog(options: PostgresProviderCatalogOp
           if (isUniqueViolation(error, "sluice_providers_owner_name_key")) throw nameTaken(current.owner, next.name);
           throw error;
         }
-        return { previous: current, record: next, changed: true };
+        return { result: { previous: current, record: next, changed: true }, changed: true };
       });
 
       const { previous, record } = outcome;
@@ -277,8 +327,12 @@ export function createPostgresProviderCatalog(options: PostgresProviderCatalogOp
 
     async delete(id: string) {
       const providerId = parseField(providerIdSchema, id, "id", "provider deletion");
-      const result = await pool.query<ProviderRow>("DELETE FROM sluice_providers WHERE id = $1 RETURNING *", [providerId]);
-      const row = result.rows[0];
+      const row = await changing(async (client) => {
+        const result = await client.query<ProviderRow>("DELETE FROM sluice_providers WHERE id = $1 RETURNING *", [
+          providerId,
+        ]);
+        return { result: result.rows[0], changed: result.rows[0] !== undefined };
+      });
       if (row === undefined) return false;
       events.publish("provider-delete", toRecord(row));
       return true;

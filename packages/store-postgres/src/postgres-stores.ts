@@ -8,7 +8,7 @@ import { resolveCacheOptions } from "./postgres-cache-options.js";
 import type { PostgresCacheOptions } from "./postgres-cache-options.js";
 import { createKeyStoreOn } from "./postgres-key-store.js";
 import { createPermissionStoreOn } from "./postgres-permission-store.js";
-import { createPostgresProviderCatalog } from "./postgres-provider-catalog.js";
+import { createProviderCatalogOn } from "./postgres-provider-catalog.js";
 
 export interface PostgresStoresOptions extends StoreOptions {
   /**
@@ -55,12 +55,13 @@ export function createPostgresStores(options: PostgresStoresOptions): PostgresSt
   const { cache, channel } = resolveCacheOptions(options.cache);
   const invalidation = createCacheInvalidation({ pool, channel, listen: cache !== null });
   const shared = { pool, clock, events, invalidation, cache: options.cache };
+  const { flushUses, ...keys } = createKeyStoreOn(shared);
   let closing: Promise<void> | null = null;
 
   return {
-    catalog: createPostgresProviderCatalog({ pool, secretBox: options.secretBox, clock, events }),
+    catalog: createProviderCatalogOn({ ...shared, secretBox: options.secretBox }),
     permissions: createPermissionStoreOn(shared),
-    keys: createKeyStoreOn(shared),
+    keys,
     ledger: createPostgresBudgetLedger({ pool, clock, events }),
     pool,
     async migrate() {
@@ -68,6 +69,8 @@ export function createPostgresStores(options: PostgresStoresOptions): PostgresSt
     },
     close() {
       closing ??= (async () => {
+        // Key uses held back for a moment are written before the pool goes.
+        await flushUses().catch(() => undefined);
         await invalidation.close();
         if (ownsPool) await pool.end();
       })();

@@ -1,7 +1,32 @@
-import type { AllocationBalance, AllocationOwner, BudgetLedger } from "../budget/budget-ledger.js";
+import type { Allocation, AllocationOwner, BudgetLedger } from "../budget/budget-ledger.js";
 import { GatewayError } from "../errors/gateway-error.js";
 import type { PermissionStore } from "../permissions/permission-store.js";
 import type { Caller } from "./authenticate.js";
+
+export type AllocationIdentity = Pick<Allocation, "id" | "name" | "owner">;
+
+/**
+ * Allocations by id, as far as choosing one needs them. An allocation's owner never changes, so
+ * a hit saves a store round trip on every keyed request; a renamed allocation shows its old name
+ * in this instance's error messages until the entry is evicted. The balance is never cached: the
+ * reservation itself checks it.
+ */
+export class AllocationDirectory {
+  readonly #entries = new Map<string, AllocationIdentity>();
+
+  constructor(private readonly capacity = 10_000) {}
+
+  async get(ledger: BudgetLedger, id: string): Promise<AllocationIdentity | null> {
+    const cached = this.#entries.get(id);
+    if (cached) return cached;
+    const allocation = await ledger.getAllocation(id);
+    if (!allocation) return null;
+    if (this.#entries.size >= this.capacity) this.#entries.clear();
+    const identity = { id: allocation.id, name: allocation.name, owner: allocation.owner };
+    this.#entries.set(id, identity);
+    return identity;
+  }
+}
 
 /**
  * The allocation a request draws from, checked against the caller's current memberships: a user
@@ -11,13 +36,14 @@ export async function chooseAllocation(input: {
   caller: Caller;
   ledger: BudgetLedger;
   permissions: PermissionStore;
-}): Promise<AllocationBalance> {
+  directory: AllocationDirectory;
+}): Promise<AllocationIdentity> {
   const { caller, ledger, permissions } = input;
   const groups = await permissions.groupsOf(caller.userId);
   const mayDraw = (owner: AllocationOwner) => owner.type === "organization" || groups.includes(owner.groupId);
 
   if (caller.allocationId !== null) {
-    const allocation = await ledger.getAllocation(caller.allocationId);
+    const allocation = await input.directory.get(ledger, caller.allocationId);
     if (!allocation || !mayDraw(allocation.owner)) {
       throw new GatewayError(
         "permission_denied",

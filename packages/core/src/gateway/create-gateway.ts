@@ -19,6 +19,7 @@ import { handleGeneration } from "./handle-generation.js";
 import type { GenerationOperation } from "./handle-generation.js";
 import { listModels } from "./list-models.js";
 import { ProviderRegistry } from "./provider-registry.js";
+import { AllocationDirectory } from "./choose-allocation.js";
 import { chatCompletionRequestSchema, completionRequestSchema, embeddingRequestSchema } from "./request-schemas.js";
 import { modelNotFound, resolveModel } from "./resolve-model.js";
 
@@ -55,6 +56,7 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     stores: options.stores,
     identify: options.identify,
     registry,
+    allocations: new AllocationDirectory(),
     prices: options.prices ?? null,
     events,
     clock,

@@ -2,6 +2,7 @@ import type { Clock } from "../clock/clock.js";
 import type { SluiceEventBus } from "../events/sluice-events.js";
 import type { PriceBook } from "../pricing/price-book.js";
 import type { GatewayOptions, GatewayRetry, GatewayTimeouts } from "./gateway-options.js";
+import type { AllocationDirectory } from "./choose-allocation.js";
 import type { ProviderRegistry } from "./provider-registry.js";
 
 /** What every handler needs, resolved once from the options. */
@@ -9,6 +10,7 @@ export interface GatewayContext {
   stores: GatewayOptions["stores"];
   identify: GatewayOptions["identify"];
   registry: ProviderRegistry;
+  allocations: AllocationDirectory;
   prices: PriceBook | null;
   events: SluiceEventBus;
   clock: Clock;

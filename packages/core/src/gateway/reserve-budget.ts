@@ -23,7 +23,7 @@ export async function reserveBudget(input: {
 }): Promise<RequestMeter> {
   const { context, requestId, caller, resolved, amount } = input;
   const { ledger, permissions } = context.stores;
-  const allocation = await chooseAllocation({ caller, ledger, permissions });
+  const allocation = await chooseAllocation({ caller, ledger, permissions, directory: context.allocations });
   const result = await ledger.reserve({
     requestId,
     allocationId: allocation.id,
