@@ -137,7 +137,7 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     const body = parseBody(operation === "completions" ? completionRequestSchema : chatCompletionRequestSchema, raw);
     started(requestId, caller, operation, body.model, body.stream === true);
     const resolved = await resolveModel({ modelId: body.model, caller, ...resolvers() });
-    return handleGeneration({ context, request, requestId, operation, body, bodyBytes, caller, resolved, onEnd });
+    return handleGeneration({ context, signal: request.signal, requestId, operation, body, bodyBytes, caller, resolved, onEnd });
   }
 
   async function retrieveModel(request: GatewayRequest, requestId: string, modelId: string): Promise<GatewayReply> {

@@ -3,7 +3,7 @@ import type { OpenAIRequestBody, ProviderResponse, ProviderStream, ProviderStrea
 import { countMessageTokens, countTextTokens } from "../streaming/count-tokens.js";
 import type { Caller } from "./authenticate.js";
 import type { GatewayContext } from "./gateway-context.js";
-import type { GatewayReply, GatewayRequest, StreamReply } from "./gateway-request.js";
+import type { GatewayReply, StreamReply } from "./gateway-request.js";
 import type { RequestMeter } from "./request-meter.js";
 import { modelRewriter } from "./model-rewriter.js";
 import { reserveBudget } from "./reserve-budget.js";
@@ -17,7 +17,8 @@ export type GenerationOperation = "chat.completions" | "completions";
 
 interface Generation {
   context: GatewayContext;
-  request: GatewayRequest;
+  /** The client's disconnect; the request itself (with its raw body) is not kept for the stream's life. */
+  signal: AbortSignal;
   requestId: string;
   operation: GenerationOperation;
   body: ChatCompletionRequest | CompletionRequest;
@@ -100,8 +101,8 @@ function requestController(generation: Generation) {
     controller.abort();
   };
   const onClientGone = () => abort("client-disconnect");
-  if (generation.request.signal.aborted) onClientGone();
-  else generation.request.signal.addEventListener("abort", onClientGone, { once: true });
+  if (generation.signal.aborted) onClientGone();
+  else generation.signal.addEventListener("abort", onClientGone, { once: true });
   const total = setTimeout(() => abort("timeout"), generation.context.timeouts.totalMs);
   return {
     signal: controller.signal,
@@ -111,7 +112,7 @@ function requestController(generation: Generation) {
     reason: () => reason,
     dispose() {
       clearTimeout(total);
-      generation.request.signal.removeEventListener("abort", onClientGone);
+      generation.signal.removeEventListener("abort", onClientGone);
     },
   };
 }
@@ -169,22 +170,24 @@ interface StartedStream {
   first: IteratorResult<ProviderStreamEvent>;
 }
 
-async function streamGeneration(generation: Generation, meter: RequestMeter, countInput: () => Promise<number>): Promise<StreamReply> {
-  const { context, resolved, requestId } = generation;
-  const clientWantsUsage = generation.body.stream_options?.include_usage === true;
+/**
+ * Calls the deployments until one answers with its first event. Its own function, so that what
+ * starting needs (the upstream body copy, the attempt closures) is not kept alive by the relay
+ * for as long as the stream runs.
+ */
+async function startStream(generation: Generation, signal: AbortSignal): Promise<StartedStream> {
+  const { context, resolved } = generation;
   // Always ask for usage, so metering does not depend on the client remembering to.
   const upstreamBody: OpenAIRequestBody = {
     ...generation.body,
     stream: true,
     stream_options: { ...generation.body.stream_options, include_usage: true },
   };
-  const control = requestController(generation);
-
   // The first event is read inside the attempt: until it arrives nothing has gone to the client,
   // so a failure up to then may still be retried, fall back, or become a proper HTTP status.
   const call = callDeployment(generation, upstreamBody, true) as Attempt<ProviderStream>;
-  const attempt: Attempt<StartedStream> = async (deployment, signal) => {
-    const stream = await call(deployment, signal);
+  const attempt: Attempt<StartedStream> = async (deployment, attemptSignal) => {
+    const stream = await call(deployment, attemptSignal);
     const iterator = stream.events[Symbol.asyncIterator]();
     try {
       return { stream, iterator, first: await iterator.next() };
@@ -193,21 +196,27 @@ async function streamGeneration(generation: Generation, meter: RequestMeter, cou
       throw error;
     }
   };
+  const { result } = await withFallback(
+    resolved.deployments,
+    withRetry(withFirstByteTimeout(attempt, context.timeouts.firstByteMs), context.retry),
+    signal,
+  );
+  return result;
+}
 
+async function streamGeneration(generation: Generation, meter: RequestMeter, countInput: () => Promise<number>): Promise<StreamReply> {
+  const { context, resolved, requestId } = generation;
+  const clientWantsUsage = generation.body.stream_options?.include_usage === true;
+  const control = requestController(generation);
   let started: StartedStream;
   try {
-    ({ result: started } = await withFallback(
-      resolved.deployments,
-      withRetry(withFirstByteTimeout(attempt, context.timeouts.firstByteMs), context.retry),
-      control.signal,
-    ));
+    started = await startStream(generation, control.signal);
   } catch (error) {
     control.dispose();
     throw control.reason() === "timeout"
       ? new GatewayError("upstream_timeout", "The request took longer than the gateway allows.", { cause: error })
       : error;
   }
-
   const rewriteModel = modelRewriter(resolved.modelId);
   const frame = (event: ProviderStreamEvent): string | null => {
     if (event.usageOnly && !clientWantsUsage) return null;

@@ -6,14 +6,28 @@ import { z } from "zod";
  */
 const outputCap = z.number({ error: "must be an integer" }).int({ error: "must be an integer" }).min(1).max(10_000_000).nullable().optional();
 
-const messageSchema = z.looseObject({
-  role: z.string({ error: "must be a string" }),
-});
+/**
+ * Messages are checked in place, not parsed: a zod object schema would rebuild every message
+ * (content parts, images, tool calls) on every request just to read `role`, and the upstream gets
+ * the client's own objects anyway.
+ */
+const messagesSchema = z
+  .array(z.unknown(), { error: "must be an array of messages" })
+  .min(1, { error: "must contain at least one message" })
+  .superRefine((messages, context) => {
+    messages.forEach((message, index) => {
+      if (typeof message !== "object" || message === null || Array.isArray(message)) {
+        context.addIssue({ code: "custom", path: [index], message: "must be a message object" });
+      } else if (typeof (message as { role?: unknown }).role !== "string") {
+        context.addIssue({ code: "custom", path: [index, "role"], message: "must be a string" });
+      }
+    });
+  });
 
 export const chatCompletionRequestSchema = z
   .looseObject({
     model: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }),
-    messages: z.array(messageSchema, { error: "must be an array of messages" }).min(1, { error: "must contain at least one message" }),
+    messages: messagesSchema,
     stream: z.boolean({ error: "must be a boolean" }).nullable().optional(),
     stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullable().optional(),
     max_tokens: outputCap,

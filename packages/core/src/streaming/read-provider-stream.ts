@@ -43,11 +43,10 @@ export interface ReadProviderStreamOptions {
    * request was made with too, so the HTTP client drops the connection.
    */
   signal?: AbortSignal;
-  /**
-   * Updated as events arrive; the generator also returns it when the stream ends cleanly.
-   * `outputDeltaEvents` is counted only when a stats object is passed.
-   */
+  /** Updated as events arrive; the generator also returns it when the stream ends cleanly. */
   stats?: StreamStats;
+  /** Count `outputDeltaEvents` (a substring scan per event). Default false. */
+  countOutput?: boolean;
 }
 
 /**
@@ -76,9 +75,9 @@ export async function* readProviderStream(
 ): AsyncGenerator<ProviderStreamEvent, StreamStats, undefined> {
   const { signal } = options;
   const stats = options.stats ?? createStreamStats();
-  // Counting output costs a scan per event; only a caller that reads the stats pays for it (the
-  // gateway counts on the events it forwards, whatever the adapter).
-  const countOutput = options.stats !== undefined;
+  // Counting output costs a scan per event: only a caller that asks pays for it (the gateway
+  // counts on the events it forwards, whatever the adapter).
+  const countOutput = options.countOutput === true;
   const iterator = body[Symbol.asyncIterator]();
   const abortWatch = signal === undefined ? undefined : watchAbort(signal);
   const decoder = new SseDecoder();
