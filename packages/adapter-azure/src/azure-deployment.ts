@@ -1,4 +1,4 @@
-import { GatewayError } from "@sluice/core";
+import { GatewayError, undiciSseEvents } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream } from "@sluice/core";
 import { fitBodyToApiVersion } from "./api-version-fields.js";
 import type { AzureEndpoint } from "./azure-endpoint.js";
@@ -6,7 +6,6 @@ import { parseAzureErrorBody } from "./azure-error.js";
 import { headerText, readBounded, readJsonObject, relayedHeaders } from "./azure-http-client.js";
 import type { AzureHttpClient } from "./azure-http-client.js";
 import type { AzureApiShape } from "./azure-settings.js";
-import { azureStreamEvents } from "./azure-stream-events.js";
 import { readResponseUsage } from "./response-usage.js";
 
 /**
@@ -75,7 +74,10 @@ export class AzureDeployment implements Deployment {
     return {
       status: response.statusCode,
       headers: relayedHeaders(response.headers),
-      events: azureStreamEvents(response.body, call.signal),
+      // Every event reaches the client as Azure wrote it: the `choices: []` preamble with
+      // prompt_filter_results, per-choice content_filter_results, and the delta-less annotation
+      // chunks its asynchronous filter sends after the finish chunk (wire-formats §2.2).
+      events: undiciSseEvents(response.body, call.signal),
     };
   }
 

@@ -1,10 +1,9 @@
-import { GatewayError } from "@sluice/core";
+import { GatewayError, undiciSseEvents } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream } from "@sluice/core";
 import { readResponseUsage } from "./response-usage.js";
 import { headerText, readBounded, readJsonObject, relayedHeaders } from "./upstream-client.js";
 import type { UpstreamClient } from "./upstream-client.js";
 import { parseUpstreamErrorBody, readUpstreamErrorObject } from "./upstream-error.js";
-import { upstreamEvents } from "./upstream-events.js";
 import { routePath } from "./upstream-target.js";
 import type { UpstreamTarget } from "./upstream-target.js";
 
@@ -130,7 +129,7 @@ export class EndpointDeployment implements OpenAICompatDeployment {
     return {
       status: response.statusCode,
       headers: relayedHeaders(response.headers),
-      events: upstreamEvents(response.body, call.signal),
+      events: undiciSseEvents(response.body, call.signal),
     };
   }
 }

@@ -77,3 +77,4 @@ export { createManagementNodeHandler } from "./management/management-node-handle
 export type { ManagementHandlerOptions } from "./management/management-node-handler.js";
 export { createManagementKoaMiddleware } from "./management/management-koa-middleware.js";
 export * from "./validation/parse-arguments.js";
+export * from "./streaming/undici-sse-events.js";

@@ -1,22 +1,28 @@
-import { createStreamStats, readProviderStream } from "@sluice/core";
-import type { ProviderStreamEvent } from "@sluice/core";
-import type { AzureBody } from "./azure-http-client.js";
+import type { Dispatcher } from "undici";
+import type { ProviderStreamEvent } from "../provider/provider.js";
+import { createStreamStats, readProviderStream } from "./read-provider-stream.js";
+
+/** A response body from undici's `request()` (a Pool's, an Agent's). */
+export type UndiciBody = Dispatcher.ResponseData["body"];
 
 /** After `[DONE]`, at most this much more is read to keep the connection (a chunked terminator is 5 bytes). */
 const drainLimitBytes = 64 * 1024;
 const drainTimeoutMs = 2_000;
 
 /**
- * The events of an Azure SSE body, read by core's shared stream reader, which yields every event
- * unchanged: Azure's `choices: []` preamble with `prompt_filter_results`, the per-choice
- * `content_filter_results`, and the delta-less annotation chunks the asynchronous filter sends
- * after the finish chunk all reach the client as Azure wrote them (wire-formats §2.2).
+ * The events of an SSE body that undici's `request()` returned, read by the shared stream reader,
+ * with the body released on every way out so the pool's connection is never left holding a
+ * half-read response (every adapter that calls its upstream through undici shares this):
  *
- * The body is released on every way out, so a pooled connection is never left half-read: drained
- * after `[DONE]` to be reused, destroyed on an early exit so Azure sees the client go away and
- * stops generating. Single use; `return()` before the first `next()` releases the body too.
+ * - at `[DONE]` the little that follows (the chunked terminator) is drained, keeping the
+ *   connection alive for the next request instead of paying a new TCP and TLS handshake per stream;
+ * - on an early exit (`break`, an error event, a failure, an abort) the body is destroyed, which
+ *   closes the connection, and the upstream sees the client go away and stops generating.
+ *
+ * Single use: every call of `[Symbol.asyncIterator]` returns the same iterator. Calling `return()`
+ * before the first `next()` releases the body too, which an async generator alone would not.
  */
-export function azureStreamEvents(body: AzureBody, signal: AbortSignal): AsyncIterable<ProviderStreamEvent> {
+export function undiciSseEvents(body: UndiciBody, signal: AbortSignal): AsyncIterable<ProviderStreamEvent> {
   const stats = createStreamStats();
   let bytesRead = 0;
   let released = false;
@@ -26,6 +32,7 @@ export function azureStreamEvents(body: AzureBody, signal: AbortSignal): AsyncIt
     released = true;
     if (body.readableEnded || body.destroyed) return;
     if (stats.endedBy === "done" && !signal.aborted) {
+      // dump() reads to the end, or destroys the body past the limit or the timeout.
       body
         .dump({ limit: bytesRead + body.readableLength + drainLimitBytes, signal: AbortSignal.timeout(drainTimeoutMs) })
         .catch(() => undefined);
