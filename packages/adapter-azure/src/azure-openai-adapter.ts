@@ -1,7 +1,8 @@
 import type { TokenCredential } from "@azure/core-auth";
 import { GatewayError, systemClock } from "@sluice/core";
-import type { Clock, ProviderAdapter } from "@sluice/core";
+import type { Clock, ProviderAdapter, ProviderRecord } from "@sluice/core";
 import { createAzureOpenAIProvider } from "./azure-openai-provider.js";
+import type { AzureProvisioner } from "./azure-provisioner.js";
 import { azureOpenAIScope, parseAzureSettings } from "./azure-settings.js";
 import { EntraTokenSource } from "./entra-token-source.js";
 
@@ -24,6 +25,12 @@ export interface AzureOpenAIAdapterOptions {
   connectTimeoutMs?: number;
   /** Time allowed for one health probe. Default 5 000 ms. */
   healthTimeoutMs?: number;
+  /**
+   * Provisions and tears down managed providers (`settings.managed`) created and deleted through
+   * the management API: `createAzureProvisioner`'s result. Without one, a managed provider created
+   * there waits for the host to call the provisioner itself.
+   */
+  provisioner?: AzureProvisioner;
 }
 
 /**
@@ -35,9 +42,14 @@ export interface AzureOpenAIAdapterOptions {
  * settings normalized (defaults filled in). It sees only the new settings, so it cannot refuse a
  * change of a managed provider's region or model: hosts call `assertAzureSettingsUpdate` with the
  * stored and the new settings for that.
+ *
+ * With a `provisioner`, a managed provider created through the management API is provisioned in
+ * the background (status `provisioning`, then `provisioned` or `failed` with Azure's message), and
+ * deleting it deletes its Azure deployment first; an Azure refusal refuses the delete (502).
  */
 export function createAzureOpenAIAdapter(options: AzureOpenAIAdapterOptions = {}): ProviderAdapter {
   const clock = options.clock ?? systemClock;
+  const provisioner = options.provisioner;
   const tokens =
     options.credential === undefined
       ? null
@@ -69,6 +81,18 @@ export function createAzureOpenAIAdapter(options: AzureOpenAIAdapterOptions = {}
       return parsed;
     },
 
+    provision({ record }) {
+      if (provisioner === undefined || !isManaged(record)) return;
+      // Azure's refusals land in the record as `failed`; what rejects (the provisioner closed, the
+      // record deleted meanwhile) leaves it for `resumeAll` or the delete.
+      provisioner.provision(record).catch(() => undefined);
+    },
+
+    async deprovision({ record }) {
+      if (provisioner === undefined || !isManaged(record)) return;
+      await provisioner.deprovision(record);
+    },
+
     create: ({ record, secrets }) =>
       createAzureOpenAIProvider({
         record,
@@ -80,4 +104,9 @@ export function createAzureOpenAIAdapter(options: AzureOpenAIAdapterOptions = {}
         tokens,
       }),
   };
+}
+
+/** Whether Sluice provisions the record's Azure resources: its settings carry `managed`. */
+function isManaged(record: ProviderRecord): boolean {
+  return typeof record.settings.managed === "object" && record.settings.managed !== null;
 }

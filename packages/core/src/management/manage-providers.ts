@@ -117,6 +117,12 @@ export async function createProvider(context: ManagementContext, raw: CreateMana
     settings,
     secrets,
   });
+  try {
+    adapter.provision?.({ record });
+  } catch {
+    // The record is stored and returned either way: a provisioning that cannot even start shows
+    // as the record's status staying put, never as a failed create that in fact created.
+  }
   return toProviderView(record, { use: true, manage: true });
 }
 
@@ -152,9 +158,9 @@ export async function updateProvider(context: ManagementContext, raw: UpdateMana
 }
 
 /**
- * Deletes the provider, then drops its grants and its live connections. The catalog's delete
- * comes first, so no request can resolve the provider once this has begun; past usage records
- * stay in the ledger.
+ * Deletes the provider, then drops its grants and its live connections. The adapter's
+ * `deprovision` runs first (a refusal keeps the record); then the catalog's delete, so no request
+ * can resolve the provider once that has begun; past usage records stay in the ledger.
  */
 export async function deleteProvider(context: ManagementContext, raw: ProviderInput): Promise<DeletedProvider> {
   const input = parseInput(providerInputSchema, raw, "request");
@@ -162,6 +168,7 @@ export async function deleteProvider(context: ManagementContext, raw: ProviderIn
   const { record } = await manageableProvider(context, input.actor, input.providerId, "delete");
   refuseDiscovered(record, "deleted");
   const { catalog, permissions } = context.gateway.stores;
+  await context.adapters.get(record.kind)?.deprovision?.({ record });
   await catalog.delete(record.id);
   await permissions.forgetProvider(record.id);
   context.gateway.registry.forget(record.id);

@@ -156,4 +156,19 @@ export interface ProviderAdapter {
    */
   validate?(input: { settings: unknown; secrets: Record<string, string | null> }): Record<string, unknown>;
   create(input: { record: ProviderRecord; secrets: Record<string, string> }): Provider;
+  /**
+   * Called after a record of this kind was created through the management API (once stored).
+   * Starts whatever the provider needs (an Azure deployment, say) in the background and returns
+   * at once: it must not throw into the creation. The outcome lands in the record's status
+   * through the catalog: `provisioning`, then `provisioned` or `failed` with the reason.
+   * Absent: nothing is provisioned and the record keeps the status it was stored with.
+   */
+  provision?(input: { record: ProviderRecord }): void;
+  /**
+   * Called before a record of this kind is deleted through the management API. Tears down what
+   * provisioning made, and may delete the record itself; idempotent. If it throws (a 502 or 503
+   * GatewayError), the delete is refused with that error and the record stays, so nothing is
+   * orphaned upstream. Absent: the record is simply deleted.
+   */
+  deprovision?(input: { record: ProviderRecord }): Promise<void>;
 }
