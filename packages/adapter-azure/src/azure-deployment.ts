@@ -1,12 +1,13 @@
-import { GatewayError, undiciSseEvents } from "@sluice/core";
-import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream } from "@sluice/core";
+import { GatewayError, headerText, readBounded, relayedHeaders, undiciSseEvents } from "@sluice/core";
+import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, UndiciUpstreamClient } from "@sluice/core";
 import { fitBodyToApiVersion } from "./api-version-fields.js";
 import type { AzureEndpoint } from "./azure-endpoint.js";
 import { parseAzureErrorBody } from "./azure-error.js";
-import { headerText, readBounded, readJsonObject, relayedHeaders } from "./azure-http-client.js";
-import type { AzureHttpClient } from "./azure-http-client.js";
 import type { AzureApiShape } from "./azure-settings.js";
 import { readResponseUsage } from "./response-usage.js";
+
+/** Azure's correlation and routing headers, relayed beside the common ones (wire-formats §3.3). */
+const azureRelayedNames: ReadonlySet<string> = new Set(["apim-request-id", "x-ms-region", "x-ms-deployment-name"]);
 
 /**
  * Signs requests: the `api-key` header, or an Entra ID bearer token. Synchronous for a key, so
@@ -22,7 +23,7 @@ export interface AzureTarget {
   readonly shape: AzureApiShape;
   /** The api-version query; undefined sends none (the v1 shape's default). */
   readonly apiVersion: string | undefined;
-  readonly client: AzureHttpClient;
+  readonly client: UndiciUpstreamClient;
   readonly authorizer: AzureAuthorizer;
 }
 
@@ -73,7 +74,7 @@ export class AzureDeployment implements Deployment {
     }
     return {
       status: response.statusCode,
-      headers: relayedHeaders(response.headers),
+      headers: relayedHeaders(response.headers, azureRelayedNames),
       // Every event reaches the client as Azure wrote it: the `choices: []` preamble with
       // prompt_filter_results, per-choice content_filter_results, and the delta-less annotation
       // chunks its asynchronous filter sends after the finish chunk (wire-formats §2.2).
@@ -109,14 +110,14 @@ export class AzureDeployment implements Deployment {
       body: JSON.stringify(body),
       signal: call.signal,
     });
-    const parsed = await readJsonObject(response.body, call.signal);
+    const parsed = await this.#target.client.readJsonObject(response.body, call.signal);
     if (parsed.error !== undefined && parsed.error !== null && parsed.choices === undefined && parsed.data === undefined) {
       const said = parseAzureErrorBody(JSON.stringify(parsed)).message;
       throw new GatewayError("upstream_error", `Azure OpenAI reported an error: ${said ?? "(no message)"}`);
     }
     return {
       status: response.statusCode,
-      headers: relayedHeaders(response.headers),
+      headers: relayedHeaders(response.headers, azureRelayedNames),
       body: parsed,
       usage: readResponseUsage(parsed, { outputRequired }),
     };

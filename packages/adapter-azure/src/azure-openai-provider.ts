@@ -1,11 +1,11 @@
-import { GatewayError, parseInput } from "@sluice/core";
+import { GatewayError, UndiciUpstreamClient, parseInput } from "@sluice/core";
+import { azureStatusError, parseAzureErrorBody, transportError } from "./azure-error.js";
 import type { Clock, Deployment, Provider, ProviderHealth, ProviderModel, ProviderRecord } from "@sluice/core";
 import { z } from "zod";
 import { AzureDeployment } from "./azure-deployment.js";
 import type { AzureAuthorizer, AzureTarget } from "./azure-deployment.js";
 import { parseAzureEndpoint } from "./azure-endpoint.js";
 import type { AzureEndpoint } from "./azure-endpoint.js";
-import { AzureHttpClient } from "./azure-http-client.js";
 import { effectiveApiVersion, parseAzureSettings } from "./azure-settings.js";
 import type { AzureOpenAISettings } from "./azure-settings.js";
 import type { EntraTokenSource } from "./entra-token-source.js";
@@ -43,7 +43,13 @@ export function createAzureOpenAIProvider(options: AzureOpenAIProviderOptions): 
   const { record, clock } = options;
   const settings = parseAzureSettings(record.settings);
   const secrets = parseInput(secretsSchema, options.secrets, "secrets");
-  const client = new AzureHttpClient({ connections: options.connections, connectTimeoutMs: options.connectTimeoutMs });
+  const client = new UndiciUpstreamClient({
+    connections: options.connections,
+    connectTimeoutMs: options.connectTimeoutMs,
+    upstreamName: "Azure OpenAI",
+    statusError: ({ status, headers, text }) => azureStatusError({ status, headers, body: parseAzureErrorBody(text) }),
+    transportError,
+  });
   const apiVersion = effectiveApiVersion(settings);
 
   const authorizers = new Map<string, AzureAuthorizer>();

@@ -1,8 +1,6 @@
-import { GatewayError, undiciSseEvents } from "@sluice/core";
-import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream } from "@sluice/core";
+import { GatewayError, headerText, readBounded, relayedHeaders, undiciSseEvents } from "@sluice/core";
+import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, UndiciUpstreamClient } from "@sluice/core";
 import { readResponseUsage } from "./response-usage.js";
-import { headerText, readBounded, readJsonObject, relayedHeaders } from "./upstream-client.js";
-import type { UpstreamClient } from "./upstream-client.js";
 import { parseUpstreamErrorBody, readUpstreamErrorObject } from "./upstream-error.js";
 import { routePath } from "./upstream-target.js";
 import type { UpstreamTarget } from "./upstream-target.js";
@@ -10,7 +8,7 @@ import type { UpstreamTarget } from "./upstream-target.js";
 /** One configured endpoint, shared by the deployments of every model served there. */
 export interface Endpoint {
   readonly target: UpstreamTarget;
-  readonly client: UpstreamClient;
+  readonly client: UndiciUpstreamClient;
   /** The static settings headers and the `authorization` from the apiKey secret, lower-case. */
   readonly headers: Readonly<Record<string, string>>;
   /** `quirks.dropStreamOptions`: never send `stream_options`. */
@@ -92,7 +90,7 @@ export class EndpointDeployment implements OpenAICompatDeployment {
       body: JSON.stringify(body),
       signal: call.signal,
     });
-    const parsed = await readJsonObject(response.body, call.signal);
+    const parsed = await this.#endpoint.client.readJsonObject(response.body, call.signal);
     // Some servers answer 200 with nothing but an error object.
     if (parsed.error !== undefined && parsed.error !== null && parsed.choices === undefined && parsed.data === undefined) {
       const error = readUpstreamErrorObject(parsed);

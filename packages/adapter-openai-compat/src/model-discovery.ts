@@ -1,7 +1,6 @@
-import { GatewayError } from "@sluice/core";
+import { GatewayError, readBounded } from "@sluice/core";
 import type { Clock, ProviderModel } from "@sluice/core";
 import type { Endpoint } from "./endpoint-deployment.js";
-import { readBounded } from "./upstream-client.js";
 import { cancelledError } from "./upstream-error.js";
 import { routePath } from "./upstream-target.js";
 

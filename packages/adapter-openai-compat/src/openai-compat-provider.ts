@@ -1,11 +1,11 @@
-import { GatewayError, parseInput } from "@sluice/core";
+import { GatewayError, UndiciUpstreamClient, headerText, parseInput } from "@sluice/core";
+import { parseUpstreamErrorBody, transportError, upstreamStatusError } from "./upstream-error.js";
 import type { Clock, Deployment, Provider, ProviderHealth, ProviderModel, ProviderRecord } from "@sluice/core";
 import { z } from "zod";
 import { EndpointDeployment } from "./endpoint-deployment.js";
 import type { Endpoint } from "./endpoint-deployment.js";
 import { ModelDiscovery } from "./model-discovery.js";
 import { openAICompatSettingsSchema } from "./openai-compat-settings.js";
-import { UpstreamClient } from "./upstream-client.js";
 import { parseUpstreamTarget, routePath } from "./upstream-target.js";
 import type { UpstreamTarget } from "./upstream-target.js";
 
@@ -37,7 +37,14 @@ export function createOpenAICompatProvider(options: OpenAICompatProviderOptions)
   for (const [name, value] of Object.entries(settings.headers ?? {})) headers[name.toLowerCase()] = value;
   if (secrets.apiKey !== undefined) headers.authorization = `Bearer ${secrets.apiKey}`;
 
-  const client = new UpstreamClient({ connections: options.connections, connectTimeoutMs: options.connectTimeoutMs });
+  const client = new UndiciUpstreamClient({
+    connections: options.connections,
+    connectTimeoutMs: options.connectTimeoutMs,
+    upstreamName: "the upstream",
+    statusError: ({ status, headers, text }) =>
+      upstreamStatusError({ status, headers, body: parseUpstreamErrorBody(text, headerText(headers, "content-type")) }),
+    transportError,
+  });
   const endpoints: Endpoint[] = [settings.endpoint, ...(settings.fallbackEndpoints ?? [])].map((url) => ({
     // The schema has already refused anything parseUpstreamTarget would.
     target: parseUpstreamTarget(url) as UpstreamTarget,

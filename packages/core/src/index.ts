@@ -78,3 +78,4 @@ export type { ManagementHandlerOptions } from "./management/management-node-hand
 export { createManagementKoaMiddleware } from "./management/management-koa-middleware.js";
 export * from "./validation/parse-arguments.js";
 export * from "./streaming/undici-sse-events.js";
+export * from "./upstream/undici-upstream-client.js";

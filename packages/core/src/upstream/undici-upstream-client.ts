@@ -1,16 +1,24 @@
-import { GatewayError } from "@sluice/core";
 import { Pool } from "undici";
 import type { Dispatcher } from "undici";
-import { cancelledError, parseUpstreamErrorBody, transportError, upstreamStatusError } from "./upstream-error.js";
+import { GatewayError } from "../errors/gateway-error.js";
 
 export type UpstreamResponse = Dispatcher.ResponseData;
 export type UpstreamBody = UpstreamResponse["body"];
 export type UpstreamHeaders = UpstreamResponse["headers"];
 
-export interface UpstreamClientOptions {
+export interface UndiciUpstreamClientOptions {
   /** Connections per upstream origin. */
   connections: number;
   connectTimeoutMs: number;
+  /** Names the upstream in messages, as it reads mid-sentence: "the upstream", "Azure OpenAI". */
+  upstreamName: string;
+  /**
+   * The GatewayError for a non-2xx answer, from its status, headers and (bounded) body text: the
+   * adapter's knowledge of its upstream's error shapes.
+   */
+  statusError(input: { status: number; headers: UpstreamHeaders; text: string }): GatewayError;
+  /** The GatewayError for a request that got no HTTP answer, or was cancelled through `signal`. */
+  transportError(error: unknown, signal: AbortSignal): GatewayError;
 }
 
 export interface UpstreamRequest {
@@ -26,15 +34,17 @@ export interface UpstreamRequest {
 const errorBodyLimit = 64 * 1024;
 
 /**
- * The HTTP side of one provider: one keep-alive undici Pool per upstream origin (never the
- * global fetch, STYLE.md §2), and the readers every route shares.
+ * The HTTP side of one provider that calls its upstream through undici: one keep-alive Pool per
+ * upstream origin (never the global fetch, STYLE.md §2), non-2xx answers read bounded and mapped
+ * by the adapter, and the readers every route shares. Shared by the adapters; each brings its
+ * own error mapping.
  */
-export class UpstreamClient {
+export class UndiciUpstreamClient {
   readonly #pools = new Map<string, Pool>();
-  readonly #options: UpstreamClientOptions;
+  readonly #options: UndiciUpstreamClientOptions;
   #closing: Promise<void> | null = null;
 
-  constructor(options: UpstreamClientOptions) {
+  constructor(options: UndiciUpstreamClientOptions) {
     this.#options = options;
   }
 
@@ -54,16 +64,37 @@ export class UpstreamClient {
         signal: request.signal,
       });
     } catch (error) {
-      throw transportError(error, request.signal);
+      throw this.#options.transportError(error, request.signal);
     }
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
     const text = await readBounded(response.body, errorBodyLimit);
-    if (request.signal.aborted) throw cancelledError(request.signal.reason);
-    throw upstreamStatusError({
-      status: response.statusCode,
-      headers: response.headers,
-      body: parseUpstreamErrorBody(text, headerText(response.headers, "content-type")),
-    });
+    if (request.signal.aborted) throw this.#options.transportError(request.signal.reason, request.signal);
+    throw this.#options.statusError({ status: response.statusCode, headers: response.headers, text });
+  }
+
+  /** Reads a whole JSON object body; 502 when it is not one, the transport error on an abort. */
+  async readJsonObject(body: UpstreamBody, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const name = this.#options.upstreamName;
+    const sentenceStart = name.charAt(0).toUpperCase() + name.slice(1);
+    let text: string;
+    try {
+      text = await body.text();
+    } catch (error) {
+      if (signal.aborted) throw this.#options.transportError(error, signal);
+      throw new GatewayError("upstream_error", `The connection to ${name} failed before the response was complete.`, {
+        cause: error,
+      });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw new GatewayError("upstream_error", `${sentenceStart} answered with a body that is not JSON.`, { cause: error });
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw new GatewayError("upstream_error", `${sentenceStart} answered with JSON that is not an object.`);
+    }
+    return parsed as Record<string, unknown>;
   }
 
   /** Closes every pool once in-flight requests have finished. Idempotent. */
@@ -88,29 +119,6 @@ export class UpstreamClient {
     }
     return pool;
   }
-}
-
-/** Reads a whole JSON object body; 502 when it is not one, "cancelled" on an abort. */
-export async function readJsonObject(body: UpstreamBody, signal: AbortSignal): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await body.text();
-  } catch (error) {
-    if (signal.aborted) throw cancelledError(error);
-    throw new GatewayError("upstream_error", "The upstream connection failed before the response was complete.", {
-      cause: error,
-    });
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new GatewayError("upstream_error", "The upstream answered with a body that is not JSON.", { cause: error });
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new GatewayError("upstream_error", "The upstream answered with JSON that is not an object.");
-  }
-  return parsed as Record<string, unknown>;
 }
 
 /**
@@ -138,11 +146,16 @@ export function headerText(headers: UpstreamHeaders, name: string): string {
   return (Array.isArray(value) ? value[0] : value) ?? "";
 }
 
-/** Correlation and rate-limit headers worth relaying (ProviderResponse.headers). */
-export function relayedHeaders(headers: UpstreamHeaders): Record<string, string> {
+const relayedNames = new Set(["x-request-id", "request-id", "openai-processing-ms"]);
+
+/**
+ * Correlation and rate-limit headers worth relaying (ProviderResponse.headers), plus the names an
+ * adapter adds for its upstream (Azure's `apim-request-id`, `x-ms-region`, ...).
+ */
+export function relayedHeaders(headers: UpstreamHeaders, extraNames?: ReadonlySet<string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name in headers) {
-    if (name === "x-request-id" || name === "request-id" || name === "openai-processing-ms" || name.startsWith("x-ratelimit-")) {
+    if (relayedNames.has(name) || name.startsWith("x-ratelimit-") || extraNames?.has(name)) {
       const value = headerText(headers, name);
       if (value !== "") out[name] = value;
     }
