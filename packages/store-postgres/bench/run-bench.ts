@@ -10,10 +10,10 @@
  *    and allocation, with the plans PostgreSQL chose.
  *
  * The database is DATABASE_URL's server (in a schema of its own, dropped at the end) or a
- * throwaway embedded server, stopped and removed at the end. Writes bench/RESULTS.md.
+ * throwaway embedded server, stopped and removed at the end. Writes bench-results/postgres.md.
  */
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { createSecretBox } from "@sluice/core";
@@ -30,7 +30,9 @@ import { benchUsage } from "./usage-bench.js";
 import type { UsageBenchResult } from "./usage-bench.js";
 
 const usageRows = Number(process.env.SLUICE_BENCH_USAGE_ROWS ?? 1_500_000);
-const resultsPath = fileURLToPath(new URL("../RESULTS.md", import.meta.url));
+// Each run's report goes to the ignored bench-results/ (as the gateway bench does): running the
+// bench must not rewrite bench/RESULTS.md, which keeps the figures of a full, curated run.
+const resultsPath = fileURLToPath(new URL("../bench-results/postgres.md", import.meta.url));
 
 const startedAt = performance.now();
 const loadAtStart = loadavg();
@@ -54,6 +56,7 @@ try {
   const usage = await benchUsage({ connectionString: database.connectionString, rows: usageRows, days: 120, timedRuns: 3 });
   log(`  inserted in ${formatMs(usage.insertMs / 1000)} s, table ${usage.tableSize}`);
   const report = render({ database, ledgerCells, gatewayCells, usage, seconds: (performance.now() - startedAt) / 1000 });
+  await mkdir(fileURLToPath(new URL("../bench-results/", import.meta.url)), { recursive: true });
   await writeFile(resultsPath, report);
   log("");
   log(report);
