@@ -79,3 +79,4 @@ export { createManagementKoaMiddleware } from "./management/management-koa-middl
 export * from "./validation/parse-arguments.js";
 export * from "./streaming/undici-sse-events.js";
 export * from "./upstream/undici-upstream-client.js";
+export * from "./provider/provider-patch.js";

@@ -1,9 +1,10 @@
-import { isDeepStrictEqual } from "node:util";
 import {
+  applyProviderPatch,
   createEventBus,
   createId,
   createProviderInputSchema,
   GatewayError,
+  normalizeProviderSettings,
   parseArgumentObject,
   parseField,
   parseInput,
@@ -78,7 +79,7 @@ export function createMemoryProviderCatalog(options: MemoryProviderCatalogOption
           param: "name",
         });
       }
-      const settings = normalizeSettings(parsed.settings ?? {});
+      const settings = normalizeProviderSettings(parsed.settings ?? {});
       const sealedSecrets = new Map<string, string>();
       for (const [secretName, value] of Object.entries(parsed.secrets ?? {})) {
         sealedSecrets.set(secretName, seal(id, secretName, value));
@@ -163,39 +164,12 @@ export function createMemoryProviderCatalog(options: MemoryProviderCatalogOption
 
       // Build the next state completely before touching the stored one, so a failure part-way
       // (a name clash, a secret that cannot be sealed) leaves nothing half-applied.
-      const next: ProviderRecord = { ...current };
-      let changed = false;
-      if (parsed.name !== undefined && parsed.name !== current.name) {
-        if (idsByName.has(nameKey(current.owner, parsed.name))) {
-          throw new GatewayError("conflict", `'${current.owner}' already has a provider named '${parsed.name}'.`, {
-            param: "name",
-          });
-        }
-        next.name = parsed.name;
-        changed = true;
-      }
-      if (parsed.description !== undefined && parsed.description !== current.description) {
-        next.description = parsed.description;
-        changed = true;
-      }
-      if (parsed.tags !== undefined && !isDeepStrictEqual(parsed.tags, current.tags)) {
-        next.tags = [...parsed.tags];
-        changed = true;
-      }
-      if (parsed.status !== undefined && parsed.status !== current.status) {
-        next.status = parsed.status;
-        changed = true;
-      }
-      if (parsed.statusReason !== undefined && parsed.statusReason !== current.statusReason) {
-        next.statusReason = parsed.statusReason;
-        changed = true;
-      }
-      if (parsed.settings !== undefined) {
-        const settings = normalizeSettings(parsed.settings);
-        if (!isDeepStrictEqual(settings, current.settings)) {
-          next.settings = settings;
-          changed = true;
-        }
+      const { next, changed: fieldsChanged } = applyProviderPatch(current, parsed);
+      let changed = fieldsChanged;
+      if (next.name !== current.name && idsByName.has(nameKey(current.owner, next.name))) {
+        throw new GatewayError("conflict", `'${current.owner}' already has a provider named '${next.name}'.`, {
+          param: "name",
+        });
       }
       let sealedSecrets = stored.sealedSecrets;
       if (parsed.secrets !== undefined) {
@@ -292,17 +266,6 @@ function sortedNames(secrets: Map<string, string>): string[] {
  * Stores settings as the JSON they are documented to be, the way a database column would: a Date
  * becomes its ISO string, undefined members vanish. A value JSON cannot hold is the caller's error.
  */
-function normalizeSettings(settings: Record<string, unknown>): Record<string, unknown> {
-  try {
-    return JSON.parse(JSON.stringify(settings)) as Record<string, unknown>;
-  } catch (error) {
-    throw new GatewayError("invalid_request", "Invalid provider: 'settings' must be plain JSON", {
-      param: "settings",
-      cause: error,
-    });
-  }
-}
-
 function copyRecord(record: ProviderRecord): ProviderRecord {
   return structuredClone(record);
 }

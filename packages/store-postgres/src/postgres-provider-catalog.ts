@@ -1,9 +1,10 @@
-import { isDeepStrictEqual } from "node:util";
 import {
+  applyProviderPatch,
   createEventBus,
   createId,
   createProviderInputSchema,
   GatewayError,
+  normalizeProviderSettings,
   parseArgumentObject,
   parseField,
   parseInput,
@@ -136,7 +137,7 @@ export function createProviderCatalogOn(
     async create(input: CreateProviderInput) {
       const parsed = parseInput(createProviderInputSchema, input, "provider");
       const id = parsed.id ?? createId("prv");
-      const settings = normalizeSettings(parsed.settings ?? {});
+      const settings = normalizeProviderSettings(parsed.settings ?? {});
       const sealedSecrets: Record<string, string> = {};
       for (const [secretName, value] of Object.entries(parsed.secrets ?? {})) {
         sealedSecrets[secretName] = seal(id, secretName, value);
@@ -236,35 +237,8 @@ export function createProviderCatalogOn(
           );
         }
 
-        const next: ProviderRecord = structuredClone(current);
-        let changed = false;
-        if (parsed.name !== undefined && parsed.name !== current.name) {
-          next.name = parsed.name;
-          changed = true;
-        }
-        if (parsed.description !== undefined && parsed.description !== current.description) {
-          next.description = parsed.description;
-          changed = true;
-        }
-        if (parsed.tags !== undefined && !isDeepStrictEqual(parsed.tags, current.tags)) {
-          next.tags = [...parsed.tags];
-          changed = true;
-        }
-        if (parsed.status !== undefined && parsed.status !== current.status) {
-          next.status = parsed.status;
-          changed = true;
-        }
-        if (parsed.statusReason !== undefined && parsed.statusReason !== current.statusReason) {
-          next.statusReason = parsed.statusReason;
-          changed = true;
-        }
-        if (parsed.settings !== undefined) {
-          const settings = normalizeSettings(parsed.settings);
-          if (!isDeepStrictEqual(settings, current.settings)) {
-            next.settings = settings;
-            changed = true;
-          }
-        }
+        const { next, changed: fieldsChanged } = applyProviderPatch(current, parsed);
+        let changed = fieldsChanged;
         const sealedSecrets = { ...row.sealed_secrets };
         if (parsed.secrets !== undefined) {
           let secretsChanged = false;
@@ -377,17 +351,6 @@ function sortedNames(secrets: Record<string, string>): string[] {
  * Settings are stored as the JSON they are documented to be: a Date becomes its ISO string,
  * undefined members vanish. A value JSON cannot hold is the caller's error.
  */
-function normalizeSettings(settings: Record<string, unknown>): Record<string, unknown> {
-  try {
-    return JSON.parse(JSON.stringify(settings)) as Record<string, unknown>;
-  } catch (error) {
-    throw new GatewayError("invalid_request", "Invalid provider: 'settings' must be plain JSON", {
-      param: "settings",
-      cause: error,
-    });
-  }
-}
-
 function toRecord(row: ProviderRow): ProviderRecord {
   return {
     id: row.id,

@@ -16,12 +16,11 @@ import type {
 import { periodEnd } from "../budget/budget-period.js";
 import type { BudgetPeriod } from "../budget/budget-period.js";
 import { createManualClock } from "../clock/clock.js";
-import { GatewayError, errorCodes } from "../errors/gateway-error.js";
-import type { GatewayErrorCode } from "../errors/gateway-error.js";
 import { createEventBus } from "../events/sluice-events.js";
 import type { SluiceEventName, SluiceEvents } from "../events/sluice-events.js";
 import { createSecretBox } from "../provider/secret-box.js";
 import type { StoreHarness, StoreHarnessContext, StoreUnderTest } from "./store-harness.js";
+import { expectGatewayError } from "./expect-gateway-error.js";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -115,27 +114,6 @@ function expectedGroup(key: string | null, requestIds: readonly string[]): Usage
     cost: charges.reduce((sum, charge) => sum + charge.cost, 0),
     activeUsers: new Set(charges.map((charge) => charge.userId)).size,
   };
-}
-
-async function expectGatewayError(
-  promise: Promise<unknown>,
-  code: GatewayErrorCode,
-  param?: string | null,
-): Promise<GatewayError> {
-  const outcome = await promise.then(
-    (value: unknown) => ({ rejected: false as const, value }),
-    (error: unknown) => ({ rejected: true as const, error }),
-  );
-  if (!outcome.rejected) {
-    throw new Error(`expected a GatewayError "${code}", but the call resolved with ${JSON.stringify(outcome.value)}`);
-  }
-  if (!GatewayError.is(outcome.error)) {
-    throw new Error(`expected a GatewayError "${code}", but the call threw ${String(outcome.error)}`);
-  }
-  expect(outcome.error.code).toBe(code);
-  expect(outcome.error.status).toBe(errorCodes[code].status);
-  if (param !== undefined) expect(outcome.error.param).toBe(param);
-  return outcome.error;
 }
 
 /**

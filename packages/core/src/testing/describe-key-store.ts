@@ -1,8 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createManualClock } from "../clock/clock.js";
-import { GatewayError, errorCodes } from "../errors/gateway-error.js";
-import type { GatewayErrorCode } from "../errors/gateway-error.js";
 import { createEventBus } from "../events/sluice-events.js";
 import type { SluiceEventName, SluiceEvents } from "../events/sluice-events.js";
 import { KEY_SECRET_PREFIX, hashKeySecret, keySecretHint, looksLikeKeySecret } from "../keys/key-secret.js";
@@ -10,6 +8,7 @@ import { keyAllows } from "../keys/key-store.js";
 import type { AiKey, CreateKeyInput, CreatedKey, KeyStore } from "../keys/key-store.js";
 import { createSecretBox } from "../provider/secret-box.js";
 import type { StoreHarness, StoreHarnessContext, StoreUnderTest } from "./store-harness.js";
+import { expectGatewayError } from "./expect-gateway-error.js";
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
@@ -31,27 +30,6 @@ const aiKeyFields = [
   "revokedAt",
   "userId",
 ];
-
-async function expectGatewayError(
-  promise: Promise<unknown>,
-  code: GatewayErrorCode,
-  param?: string | null,
-): Promise<GatewayError> {
-  const outcome = await promise.then(
-    (value: unknown) => ({ rejected: false as const, value }),
-    (error: unknown) => ({ rejected: true as const, error }),
-  );
-  if (!outcome.rejected) {
-    throw new Error(`expected a GatewayError "${code}", but the call resolved with ${JSON.stringify(outcome.value)}`);
-  }
-  if (!GatewayError.is(outcome.error)) {
-    throw new Error(`expected a GatewayError "${code}", but the call threw ${String(outcome.error)}`);
-  }
-  expect(outcome.error.code).toBe(code);
-  expect(outcome.error.status).toBe(errorCodes[code].status);
-  if (param !== undefined) expect(outcome.error.param).toBe(param);
-  return outcome.error;
-}
 
 /**
  * The KeyStore conformance suite. Every implementation runs it in one line:

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createManualClock } from "../clock/clock.js";
-import { errorCodes, GatewayError } from "../errors/gateway-error.js";
 import type { GatewayErrorCode } from "../errors/gateway-error.js";
 import { createEventBus } from "../events/sluice-events.js";
 import type { GrantChangeEvent } from "../events/sluice-events.js";
@@ -9,6 +8,7 @@ import type { GrantSubject, PermissionStore, Role } from "../permissions/permiss
 import type { ProviderRef } from "../provider/provider-record.js";
 import { createSecretBox } from "../provider/secret-box.js";
 import type { StoreHarness, StoreHarnessContext, StoreUnderTest } from "./store-harness.js";
+import { expectGatewayError, unchecked } from "./expect-gateway-error.js";
 
 // The cast of every test: plain ids, so a failing assertion reads like the specification.
 const owner = "owner";
@@ -782,29 +782,3 @@ function sortedRoles(roles: readonly Role[]): Role[] {
   return [...roles].sort();
 }
 
-/** Lets a test hand the store a value its types forbid, as untyped host code could. */
-function unchecked<Type>(value: unknown): Type {
-  return value as Type;
-}
-
-/** Awaits `promise`, expects it to reject with a GatewayError of `code` (and `param`), returns it. */
-async function expectGatewayError(
-  promise: Promise<unknown>,
-  code: GatewayErrorCode,
-  param?: string | null,
-): Promise<GatewayError> {
-  const outcome = await promise.then(
-    (value: unknown) => ({ rejected: false as const, value }),
-    (reason: unknown) => ({ rejected: true as const, reason }),
-  );
-  if (!outcome.rejected) {
-    expect.fail(`expected a ${code} GatewayError, but the call resolved to ${JSON.stringify(outcome.value)}`);
-  }
-  const error = outcome.reason;
-  if (!GatewayError.is(error)) {
-    expect.fail(`expected a ${code} GatewayError, but the call rejected with ${String(error)}`);
-  }
-  expect({ code: error.code, status: error.status }).toEqual({ code, status: errorCodes[code].status });
-  if (param !== undefined) expect(error.param).toBe(param);
-  return error;
-}

@@ -1,8 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createManualClock } from "../clock/clock.js";
-import { errorCodes, GatewayError } from "../errors/gateway-error.js";
-import type { GatewayErrorCode } from "../errors/gateway-error.js";
 import { createEventBus } from "../events/sluice-events.js";
 import type { SluiceEventName, SluiceEvents } from "../events/sluice-events.js";
 import type { ProviderCatalog } from "../provider/provider-catalog.js";
@@ -10,6 +8,7 @@ import type { CreateProviderInput, ProviderRecord, UpdateProviderInput } from ".
 import { createSecretBox } from "../provider/secret-box.js";
 import type { SecretBox } from "../provider/secret-box.js";
 import type { StoreHarness, StoreHarnessContext, StoreUnderTest } from "./store-harness.js";
+import { expectGatewayError, expectGatewayErrorValue, unchecked } from "./expect-gateway-error.js";
 
 const alice = "alice";
 const bob = "bob";
@@ -757,32 +756,3 @@ function expectExactlyOneCreated(outcomes: ReadonlyArray<PromiseSettledResult<Pr
   for (const reason of refusals) expectGatewayErrorValue(reason, "conflict");
 }
 
-/** Lets a test hand the store a value its types forbid, as untyped host code could. */
-function unchecked<Type>(value: unknown): Type {
-  return value as Type;
-}
-
-/** Awaits `promise`, expects it to reject with a GatewayError of `code` (and `param`), returns it. */
-async function expectGatewayError(
-  promise: Promise<unknown>,
-  code: GatewayErrorCode,
-  param?: string | null,
-): Promise<GatewayError> {
-  const outcome = await promise.then(
-    (value: unknown) => ({ rejected: false as const, value }),
-    (reason: unknown) => ({ rejected: true as const, reason }),
-  );
-  if (!outcome.rejected) {
-    expect.fail(`expected a ${code} GatewayError, but the call resolved to ${JSON.stringify(outcome.value)}`);
-  }
-  return expectGatewayErrorValue(outcome.reason, code, param);
-}
-
-function expectGatewayErrorValue(error: unknown, code: GatewayErrorCode, param?: string | null): GatewayError {
-  if (!GatewayError.is(error)) {
-    expect.fail(`expected a ${code} GatewayError, got ${String(error)}`);
-  }
-  expect({ code: error.code, status: error.status }).toEqual({ code, status: errorCodes[code].status });
-  if (param !== undefined) expect(error.param).toBe(param);
-  return error;
-}

@@ -5,3 +5,4 @@ export * from "./describe-permission-store.js";
 export * from "./describe-provider-catalog.js";
 export * from "./fake-upstream.js";
 export * from "./describe-provider.js";
+export * from "./expect-gateway-error.js";
