@@ -11,6 +11,7 @@ export default defineConfig({
     "minimal-proxy": "src/minimal-proxy.ts",
     "sluice-server": "src/sluice-server.ts",
     "profile-summary": "src/profile-summary.ts",
+    "focus-cell": "src/focus-cell.ts",
   },
   format: ["esm"],
   dts: false,

@@ -70,6 +70,35 @@ process.stdout.write(`${file}: ${(total / 1000).toFixed(0)} ms sampled\n`);
 print("Self time by function", byFunction);
 print("Self time by file", byFile);
 
+// Inclusive time: each sample counts once for every distinct function on its stack. Shares are of
+// the busy time (idle excluded), so a function's row reads as "this much of the work ran under it".
+{
+  const parentOf = new Map<number, ProfileNode>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node);
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const inclusiveByFunction = new Map<string, number>();
+  let busy = 0;
+  for (const [id, time] of selfTime) {
+    const leaf = byId.get(id)!;
+    if (leaf.callFrame.functionName === "(idle)") continue;
+    busy += time;
+    const seen = new Set<string>();
+    for (let node: ProfileNode | undefined = leaf; node !== undefined; node = parentOf.get(node.id)) {
+      const frame = node.callFrame;
+      if (frame.functionName === "(root)") continue;
+      const name = `${frame.functionName || "(anonymous)"}  ${shortUrl(frame.url)}:${frame.lineNumber + 1}`;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      inclusiveByFunction.set(name, (inclusiveByFunction.get(name) ?? 0) + time);
+    }
+  }
+  process.stdout.write(`\nTotal time by function (inclusive), as a share of ${(busy / 1000).toFixed(0)} ms busy\n`);
+  const sorted = [...inclusiveByFunction].sort((a, b) => b[1] - a[1]).slice(0, top);
+  for (const [name, time] of sorted) {
+    process.stdout.write(`${((time / busy) * 100).toFixed(1).padStart(5)}%  ${(time / 1000).toFixed(0).padStart(7)} ms  ${name}\n`);
+  }
+}
+
 if (callersOf !== undefined) {
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
   const parents = new Map<number, number>();

@@ -60,7 +60,7 @@ describe("the deployments URL shape", () => {
   it("uses the configured api-version and drops what it refuses (stream_options before 2024-10-21)", async () => {
     const test = await start({ settings: { apiVersion: "2024-06-01" } });
     const stream = await deployment(test).streamChatCompletion(streamCall({ max_completion_tokens: 50 }));
-    await collect(stream.events);
+    await collect(stream.batches);
     const [request] = test.fake.requests;
     expect(request?.query.get("api-version")).toBe("2024-06-01");
     expect(request?.body).not.toHaveProperty("stream_options");
@@ -72,7 +72,7 @@ describe("the deployments URL shape", () => {
   it("keeps stream_options on 2024-10-21 but drops parallel_tool_calls, which it refuses", async () => {
     const test = await start();
     const stream = await deployment(test).streamChatCompletion(streamCall({ parallel_tool_calls: false, tools: [] }));
-    const events = await collect(stream.events);
+    const events = await collect(stream.batches);
     const [request] = test.fake.requests;
     expect(request?.status).toBe(200);
     expect(request?.body).toMatchObject({ stream_options: { include_usage: true }, tools: [] });
@@ -108,7 +108,7 @@ describe("the v1 URL shape", () => {
   it("streams and embeds on /openai/v1/", async () => {
     const test = await start({ settings: { apiShape: "v1", apiVersion: "preview" } });
     const stream = await deployment(test).streamChatCompletion(streamCall({ fake: { replay: "azure-chat-text-include-usage" } }));
-    expect((await collect(stream.events)).map((event) => event.data)).toEqual(capturePayloads("azure-chat-text-include-usage"));
+    expect((await collect(stream.batches)).map((event) => event.data)).toEqual(capturePayloads("azure-chat-text-include-usage"));
     await deployment(test, "embed").embeddings({ body: { model: "embed", input: "x" }, signal: new AbortController().signal, requestId: "r" });
     expect(test.fake.requests.map((request) => `${request.path}?${request.query.toString()}`)).toEqual([
       "/openai/v1/chat/completions?api-version=preview",
@@ -121,7 +121,7 @@ describe("Azure's stream shapes pass through intact", () => {
   it("relays the real capture byte for byte: the prompt-filter preamble, per-choice filter results, the usage chunk", async () => {
     const test = await start();
     const stream = await deployment(test).streamChatCompletion(streamCall({ fake: { replay: "azure-chat-text-include-usage" } }));
-    const events = await collect(stream.events);
+    const events = await collect(stream.batches);
     expect(events.map((event) => event.data)).toEqual(capturePayloads("azure-chat-text-include-usage"));
     const first = JSON.parse(events[0]!.data) as Record<string, unknown>;
     expect(first.choices).toEqual([]);
@@ -136,7 +136,7 @@ describe("Azure's stream shapes pass through intact", () => {
   it("relays the asynchronous filter's delta-less annotation chunks that follow the finish chunk", async () => {
     const test = await start();
     const stream = await deployment(test).streamChatCompletion(streamCall({ fake: { replay: "azure-chat-async-filter-after-finish" } }));
-    const events = await collect(stream.events);
+    const events = await collect(stream.batches);
     const payloads = capturePayloads("azure-chat-async-filter-after-finish");
     expect(events.map((event) => event.data)).toEqual(payloads);
     const parsed = events.map((event) => JSON.parse(event.data) as { choices: Array<Record<string, unknown>> });
@@ -155,7 +155,7 @@ describe("Azure's stream shapes pass through intact", () => {
     const stream = await deployment(test).streamChatCompletion(
       streamCall({ fake: { replay: "azure-chat-text-include-usage", replayChunkBytes: 61, intervalMs: 1 } }),
     );
-    expect((await collect(stream.events)).map((event) => event.data)).toEqual(capturePayloads("azure-chat-text-include-usage"));
+    expect((await collect(stream.batches)).map((event) => event.data)).toEqual(capturePayloads("azure-chat-text-include-usage"));
   });
 });
 

@@ -1,4 +1,4 @@
-import { GatewayError, headerText, readBounded, relayedHeaders, undiciSseEvents } from "@sluice/core";
+import { GatewayError, headerText, readBounded, relayedHeaders, sseBodyBatches } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, UndiciUpstreamClient } from "@sluice/core";
 import { readResponseUsage } from "./response-usage.js";
 import { parseUpstreamErrorBody, readUpstreamErrorObject } from "./upstream-error.js";
@@ -127,7 +127,7 @@ export class EndpointDeployment implements OpenAICompatDeployment {
     return {
       status: response.statusCode,
       headers: relayedHeaders(response.headers),
-      events: undiciSseEvents(response.body, call.signal),
+      batches: sseBodyBatches(response.body, call.signal),
     };
   }
 }

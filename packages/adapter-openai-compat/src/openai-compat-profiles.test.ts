@@ -23,7 +23,7 @@ describe("server families", () => {
   it("vLLM: usage on every chunk, the last one wins", async () => {
     const { deployment } = await start("vllm");
     const stream = await deployment.streamChatCompletion(streamCall({ fake: { chunks: 6 } }));
-    const events = await collect(stream.events);
+    const events = await collect(stream.batches);
     const withUsage = events.filter((event) => event.usage !== undefined);
     expect(withUsage.length).toBeGreaterThan(2);
     expect(withUsage.at(-1)?.usage).toEqual({ inputTokens: expectedInput, outputTokens: 6, source: "upstream" });
@@ -50,7 +50,7 @@ describe("server families", () => {
 
   it("quirks.dropStreamOptions: streams go without stream_options", async () => {
     const { deployment, upstream } = await start("vllm", { quirks: { dropStreamOptions: true } });
-    await collect((await deployment.streamChatCompletion(streamCall({ fake: { chunks: 2 } }))).events);
+    await collect((await deployment.streamChatCompletion(streamCall({ fake: { chunks: 2 } }))).batches);
     const sent = upstream.requests[0]!.body as Record<string, unknown>;
     expect(sent.stream).toBe(true);
     expect(sent).not.toHaveProperty("stream_options");
@@ -59,7 +59,7 @@ describe("server families", () => {
   it("TGI: `data:` without a space, [DONE] not yielded", async () => {
     const { deployment } = await start("tgi");
     const stream = await deployment.streamChatCompletion(streamCall({ fake: { chunks: 4 } }));
-    const events = await collect(stream.events);
+    const events = await collect(stream.batches);
     expect(events.length).toBeGreaterThan(0);
     for (const event of events) {
       expect(event.data.startsWith("{")).toBe(true);
@@ -75,7 +75,7 @@ describe("server families", () => {
   it("TGI 1.4: the stream ends at the end of the body, without [DONE] and without usage", async () => {
     const { deployment } = await start("tgi-legacy");
     const stream = await deployment.streamChatCompletion(streamCall({ fake: { chunks: 4 } }));
-    const events = await collect(stream.events);
+    const events = await collect(stream.batches);
     expect(events.length).toBe(5);
     expect(events.every((event) => event.usage === undefined)).toBe(true);
     expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ object: "text_completion", choices: [{ finish_reason: "eos_token" }] });
@@ -91,7 +91,7 @@ describe("server families", () => {
   it("llama.cpp: usage inside the finish chunk, not usage-only", async () => {
     const { deployment } = await start("llamacpp");
     const stream = await deployment.streamChatCompletion(streamCall({ fake: { chunks: 5 } }));
-    const events = await collect(stream.events);
+    const events = await collect(stream.batches);
     const withUsage = events.filter((event) => event.usage !== undefined);
     expect(withUsage).toHaveLength(1);
     expect(withUsage[0]!.usageOnly).toBe(false);
@@ -101,14 +101,14 @@ describe("server families", () => {
 
   it("no usage: no event carries usage or is marked usage-only", async () => {
     const { deployment } = await start("no-usage");
-    const events = await collect((await deployment.streamChatCompletion(streamCall({ fake: { chunks: 3 } }))).events);
+    const events = await collect((await deployment.streamChatCompletion(streamCall({ fake: { chunks: 3 } }))).batches);
     expect(events.length).toBeGreaterThan(3);
     expect(events.some((event) => event.usage !== undefined || event.usageOnly === true)).toBe(false);
   });
 
   it("Ollama: tool calls arrive whole and pass through untouched", async () => {
     const { deployment } = await start("ollama");
-    const events = await collect((await deployment.streamChatCompletion(streamCall({ fake: { toolCalls: true } }))).events);
+    const events = await collect((await deployment.streamChatCompletion(streamCall({ fake: { toolCalls: true } }))).batches);
     const toolDeltas = events.filter((event) => event.data.includes('"tool_calls":['));
     expect(toolDeltas.length).toBe(2);
     expect(events.at(-1)?.usageOnly).toBe(true);

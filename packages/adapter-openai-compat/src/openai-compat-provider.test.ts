@@ -148,7 +148,7 @@ describe("requests", () => {
     const provider = providerFor({ endpoint: upstream.chatCompletionsUrl });
     const deployment = provider.deployments("fake-model")[0]! as OpenAICompatDeployment;
     const body = { messages: undefined, prompt: "Once", stream: true, stream_options: { include_usage: true }, fake: { chunks: 3 } };
-    const events = await collect((await deployment.streamCompletions(chatCall(body))).events);
+    const events = await collect((await deployment.streamCompletions(chatCall(body))).batches);
     expect(events.at(-1)).toMatchObject({ usageOnly: true, usage: { outputTokens: 3 } });
     const whole = await deployment.completions(chatCall({ prompt: "Once", fake: { chunks: 3 } }));
     expect(whole.usage).toMatchObject({ outputTokens: 3 });
@@ -203,7 +203,7 @@ describe("requests", () => {
     const provider = providerFor({ endpoint: `${server.url}/v1` }, { adapter: { connections: 1 } });
     const deployment = provider.deployments("m")[0]!;
     for (let round = 0; round < 3; round++) {
-      const events = await collect((await deployment.streamChatCompletion(streamCall({}))).events);
+      const events = await collect((await deployment.streamChatCompletion(streamCall({}))).batches);
       expect(events).toHaveLength(2);
     }
     expect(server.connections()).toBe(1);
@@ -381,7 +381,7 @@ describe("close", () => {
     cleanups.push(() => running.upstream.close());
     const deployment = running.provider.deployments("fake-model")[0]!;
     const stream = await deployment.streamChatCompletion(streamCall({ fake: { chunks: 10, intervalMs: 10 } }));
-    const reading = collect(stream.events);
+    const reading = collect(stream.batches);
     const first = running.provider.close!();
     const second = running.provider.close!();
     const events = await reading;

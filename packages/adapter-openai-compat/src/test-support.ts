@@ -3,7 +3,7 @@
  * on loopback, and calls. Not exported from the package.
  */
 import { readFileSync } from "node:fs";
-import type { Clock, OpenAIRequestBody, Provider, ProviderCall, ProviderRecord, ProviderStreamEvent } from "@sluice/core";
+import type { Clock, OpenAIRequestBody, Provider, ProviderCall, ProviderRecord } from "@sluice/core";
 import { startFakeUpstream } from "@sluice/core/testing";
 import type { FakeModel, FakeUpstream, FakeUpstreamProfile } from "@sluice/core/testing";
 import { createOpenAICompatAdapter } from "./openai-compat-adapter.js";
@@ -80,11 +80,8 @@ export function streamCall(body: Record<string, unknown>, options: { model?: str
   return chatCall({ stream: true, stream_options: { include_usage: true }, ...body }, options);
 }
 
-export async function collect(events: AsyncIterable<ProviderStreamEvent>): Promise<ProviderStreamEvent[]> {
-  const out: ProviderStreamEvent[] = [];
-  for await (const event of events) out.push(event);
-  return out;
-}
+/** Every event of a stream, in order (core's helper, under the name these tests use). */
+export { collectStreamEvents as collect } from "@sluice/core/testing";
 
 /**
  * The data payloads of a capture in core's fixtures, `[DONE]` left out: read here independently

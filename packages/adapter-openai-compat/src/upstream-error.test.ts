@@ -237,7 +237,7 @@ describe("upstream errors through the adapter", () => {
   it("turns an error event in place of the first chunk into a thrown GatewayError", async () => {
     const deployment = await start("vllm");
     const stream = await deployment.streamChatCompletion(streamCall({ fake: { errorEventAfterChunks: 0 } }));
-    const iterator = stream.events[Symbol.asyncIterator]();
+    const iterator = stream.batches[Symbol.asyncIterator]();
     // vLLM's role chunk comes before any counted chunk.
     expect((await iterator.next()).done).toBe(false);
     const error = await rejection(iterator.next());

@@ -1,8 +1,7 @@
-import { GatewayError } from "@sluice/core";
+import { GatewayError, sseBodyBatches } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, TokenUsage } from "@sluice/core";
 import { readBounded, readJsonObject } from "./tunnel-body.js";
 import { headerText, parseErrorBody, readErrorObject } from "./tunnel-errors.js";
-import { tunnelEvents } from "./tunnel-events.js";
 import type { TunnelLink } from "./tunnel-link.js";
 
 /** A non-streamed answer larger than this is not a chat answer. */
@@ -91,7 +90,7 @@ export class TunnelDeployment implements Deployment {
         said === null ? "The model server answered a streaming request with JSON instead of an event stream." : `The model server reported an error: ${said}`,
       );
     }
-    return { status: response.status, headers: relayedHeaders(response.headers), events: tunnelEvents(response.body, call.signal) };
+    return { status: response.status, headers: relayedHeaders(response.headers), batches: sseBodyBatches(response.body, call.signal) };
   }
 }
 

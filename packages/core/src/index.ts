@@ -18,6 +18,7 @@ export * from "./budget/budget-ledger.js";
 export * from "./stores.js";
 export * from "./streaming/sse-decoder.js";
 export * from "./streaming/stream-usage.js";
+export * from "./streaming/stream-event-reader.js";
 export * from "./streaming/read-provider-stream.js";
 export * from "./streaming/count-tokens.js";
 export * from "./gateway/gateway-options.js";
@@ -77,6 +78,6 @@ export { createManagementNodeHandler } from "./management/management-node-handle
 export type { ManagementHandlerOptions } from "./management/management-node-handler.js";
 export { createManagementKoaMiddleware } from "./management/management-koa-middleware.js";
 export * from "./validation/parse-arguments.js";
-export * from "./streaming/undici-sse-events.js";
+export * from "./streaming/sse-body-batches.js";
 export * from "./upstream/undici-upstream-client.js";
 export * from "./provider/provider-patch.js";

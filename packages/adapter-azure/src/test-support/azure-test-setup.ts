@@ -3,7 +3,7 @@
  * data plane, calls. Not exported from the package.
  */
 import type { TokenCredential } from "@azure/core-auth";
-import type { Clock, OpenAIRequestBody, Provider, ProviderCall, ProviderRecord, ProviderStreamEvent } from "@sluice/core";
+import type { Clock, OpenAIRequestBody, Provider, ProviderCall, ProviderRecord } from "@sluice/core";
 import { createAzureOpenAIAdapter } from "../azure-openai-adapter.js";
 import { startFakeAzureOpenAI } from "./fake-azure-openai.js";
 import type { FakeAzureDeployment, FakeAzureOpenAI, FakeAzureOpenAIOptions } from "./fake-azure-openai.js";
@@ -89,8 +89,5 @@ export function streamCall(body: Record<string, unknown> = {}, options: { model?
   return chatCall({ stream: true, stream_options: { include_usage: true }, ...body }, options);
 }
 
-export async function collect(events: AsyncIterable<ProviderStreamEvent>): Promise<ProviderStreamEvent[]> {
-  const out: ProviderStreamEvent[] = [];
-  for await (const event of events) out.push(event);
-  return out;
-}
+/** Every event of a stream, in order (core's helper, under the name these tests use). */
+export { collectStreamEvents as collect } from "@sluice/core/testing";

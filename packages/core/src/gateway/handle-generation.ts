@@ -92,8 +92,17 @@ function callDeployment(generation: Generation, upstreamBody: OpenAIRequestBody,
   };
 }
 
-/** A total timeout and the client's disconnect, as one signal for everything upstream. */
+type RequestControl = ReturnType<typeof requestController>;
+
+/**
+ * A total timeout and the client's disconnect, as one signal for everything upstream. It keeps
+ * only the client's signal: it lives as long as the stream, and must not hold the request.
+ */
 function requestController(generation: Generation) {
+  return controlRequest(generation.signal, generation.context.timeouts.totalMs);
+}
+
+function controlRequest(clientSignal: AbortSignal, totalMs: number) {
   const controller = new AbortController();
   let reason: "client-disconnect" | "timeout" | null = null;
   const abort = (why: "client-disconnect" | "timeout") => {
@@ -101,9 +110,9 @@ function requestController(generation: Generation) {
     controller.abort();
   };
   const onClientGone = () => abort("client-disconnect");
-  if (generation.signal.aborted) onClientGone();
-  else generation.signal.addEventListener("abort", onClientGone, { once: true });
-  const total = setTimeout(() => abort("timeout"), generation.context.timeouts.totalMs);
+  if (clientSignal.aborted) onClientGone();
+  else clientSignal.addEventListener("abort", onClientGone, { once: true });
+  const total = setTimeout(() => abort("timeout"), totalMs);
   return {
     signal: controller.signal,
     abort,
@@ -112,7 +121,7 @@ function requestController(generation: Generation) {
     reason: () => reason,
     dispose() {
       clearTimeout(total);
-      generation.signal.removeEventListener("abort", onClientGone);
+      clientSignal.removeEventListener("abort", onClientGone);
     },
   };
 }
@@ -166,12 +175,12 @@ function outputText(body: Record<string, unknown>): string {
 
 interface StartedStream {
   stream: ProviderStream;
-  iterator: AsyncIterator<ProviderStreamEvent>;
-  first: IteratorResult<ProviderStreamEvent>;
+  iterator: AsyncIterator<readonly ProviderStreamEvent[]>;
+  first: IteratorResult<readonly ProviderStreamEvent[]>;
 }
 
 /**
- * Calls the deployments until one answers with its first event. Its own function, so that what
+ * Calls the deployments until one answers with its first events. Its own function, so that what
  * starting needs (the upstream body copy, the attempt closures) is not kept alive by the relay
  * for as long as the stream runs.
  */
@@ -183,12 +192,12 @@ async function startStream(generation: Generation, signal: AbortSignal): Promise
     stream: true,
     stream_options: { ...generation.body.stream_options, include_usage: true },
   };
-  // The first event is read inside the attempt: until it arrives nothing has gone to the client,
-  // so a failure up to then may still be retried, fall back, or become a proper HTTP status.
+  // The first events are read inside the attempt: until they arrive nothing has gone to the
+  // client, so a failure up to then may still be retried, fall back, or become a proper status.
   const call = callDeployment(generation, upstreamBody, true) as Attempt<ProviderStream>;
   const attempt: Attempt<StartedStream> = async (deployment, attemptSignal) => {
     const stream = await call(deployment, attemptSignal);
-    const iterator = stream.events[Symbol.asyncIterator]();
+    const iterator = stream.batches[Symbol.asyncIterator]();
     try {
       return { stream, iterator, first: await iterator.next() };
     } catch (error) {
@@ -205,8 +214,6 @@ async function startStream(generation: Generation, signal: AbortSignal): Promise
 }
 
 async function streamGeneration(generation: Generation, meter: RequestMeter, countInput: () => Promise<number>): Promise<StreamReply> {
-  const { context, resolved, requestId } = generation;
-  const clientWantsUsage = generation.body.stream_options?.include_usage === true;
   const control = requestController(generation);
   let started: StartedStream;
   try {
@@ -217,67 +224,19 @@ async function streamGeneration(generation: Generation, meter: RequestMeter, cou
       ? new GatewayError("upstream_timeout", "The request took longer than the gateway allows.", { cause: error })
       : error;
   }
-  const rewriteModel = modelRewriter(resolved.modelId);
-  const frame = (event: ProviderStreamEvent): string | null => {
-    if (event.usageOnly && !clientWantsUsage) return null;
-    return `data: ${rewriteModel(event.data)}\n\n`;
+  const relayed: Relay = {
+    iterator: started.iterator,
+    first: started.first,
+    control,
+    meter,
+    countInput,
+    idleMs: generation.context.timeouts.idleMs,
+    clientWantsUsage: generation.body.stream_options?.include_usage === true,
+    rewriteModel: modelRewriter(generation.resolved.modelId),
+    requestId: generation.requestId,
+    modelId: generation.resolved.modelId,
+    onEnd: generation.onEnd,
   };
-
-  async function* relay(): AsyncGenerator<string, void, undefined> {
-    const { iterator, first } = started;
-    const idle = setTimeout(() => control.abort("timeout"), context.timeouts.idleMs);
-    let outcome = "completed";
-    let errorCode: string | null = null;
-    // Set once the upstream's events have ended by themselves: nothing then runs upstream that
-    // needs cancelling (the adapter has already released the body).
-    let upstreamEnded = first.done === true;
-    try {
-      if (!first.done) {
-        meter.observe(first.value);
-        const text = frame(first.value);
-        if (text !== null) yield text;
-        for (;;) {
-          const next = await iterator.next();
-          if (next.done) {
-            upstreamEnded = true;
-            break;
-          }
-          idle.refresh();
-          meter.observe(next.value);
-          const out = frame(next.value);
-          if (out !== null) yield out;
-        }
-      }
-      if (clientWantsUsage && meter.usage === null) yield await usageChunk(meter, countInput, requestId, resolved.modelId);
-      yield "data: [DONE]\n\n";
-    } catch (thrown) {
-      if (control.reason() === "client-disconnect") {
-        outcome = "client-disconnect";
-        return;
-      }
-      const error =
-        control.reason() === "timeout"
-          ? new GatewayError("upstream_timeout", "The upstream stopped sending within the time the gateway allows.", { cause: thrown })
-          : GatewayError.from(thrown);
-      outcome = control.reason() === "timeout" ? "timeout" : "upstream-error";
-      errorCode = error.code;
-      // After the first byte an error can only travel as an event; the stream then ends without
-      // [DONE], so no client mistakes it for a finished answer.
-      yield `data: ${JSON.stringify(error.toJSON())}\n\n`;
-    } finally {
-      clearTimeout(idle);
-      if (control.reason() === "client-disconnect") outcome = "client-disconnect";
-      // An abort builds a DOMException with its stack and destroys the already-finished upstream
-      // body with it, whose stack is then formatted: about 8% of the gateway's CPU on a short
-      // stream in `npm run bench` profiles. Pay it only when something upstream may still run.
-      if (!upstreamEnded) control.cancel();
-      control.dispose();
-      await Promise.resolve(iterator.return?.()).catch(() => undefined);
-      await meter.settle(countInput);
-      generation.onEnd({ status: 200, errorCode, outcome });
-    }
-  }
-
   return {
     kind: "stream",
     status: 200,
@@ -287,8 +246,96 @@ async function streamGeneration(generation: Generation, meter: RequestMeter, cou
       // Keeps nginx-style proxies from buffering the stream (wire-formats §5).
       "x-accel-buffering": "no",
     },
-    events: relay(),
+    events: relay(relayed),
   };
+}
+
+/**
+ * What the relay needs for the life of a stream, and nothing more: a stream may stay open for
+ * minutes, and whatever this holds (and a closure would hold its whole scope) is held as long.
+ */
+interface Relay {
+  iterator: AsyncIterator<readonly ProviderStreamEvent[]>;
+  first: IteratorResult<readonly ProviderStreamEvent[]>;
+  control: RequestControl;
+  meter: RequestMeter;
+  countInput: () => Promise<number>;
+  idleMs: number;
+  clientWantsUsage: boolean;
+  rewriteModel: (data: string) => string;
+  requestId: string;
+  modelId: string;
+  onEnd: Generation["onEnd"];
+}
+
+/**
+ * The events of one batch as the client gets them: SSE-framed, the model renamed, and the usage
+ * chunk left out unless the client asked for it. One string per batch, so a batch costs the
+ * writer one step, whatever its size.
+ */
+function frameBatch(relay: Relay, events: readonly ProviderStreamEvent[]): string {
+  let text = "";
+  for (const event of events) {
+    if (event.usageOnly === true && !relay.clientWantsUsage) continue;
+    text += `data: ${relay.rewriteModel(event.data)}\n\n`;
+  }
+  return text;
+}
+
+/** Relays the upstream's batches, meters them, ends the stream as OpenAI does, and settles. */
+async function* relay(state: Relay): AsyncGenerator<string, void, undefined> {
+  const { iterator, first, control, meter } = state;
+  const idle = setTimeout(() => control.abort("timeout"), state.idleMs);
+  let outcome = "completed";
+  let errorCode: string | null = null;
+  // Set once the upstream's events have ended by themselves: nothing then runs upstream that
+  // needs cancelling (the adapter has already released the body).
+  let upstreamEnded = first.done === true;
+  try {
+    if (first.done !== true) {
+      meter.observe(first.value);
+      const text = frameBatch(state, first.value);
+      if (text !== "") yield text;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done === true) {
+          upstreamEnded = true;
+          break;
+        }
+        idle.refresh();
+        meter.observe(next.value);
+        const out = frameBatch(state, next.value);
+        if (out !== "") yield out;
+      }
+    }
+    if (state.clientWantsUsage && meter.usage === null) yield await usageChunk(meter, state.countInput, state.requestId, state.modelId);
+    yield "data: [DONE]\n\n";
+  } catch (thrown) {
+    if (control.reason() === "client-disconnect") {
+      outcome = "client-disconnect";
+      return;
+    }
+    const error =
+      control.reason() === "timeout"
+        ? new GatewayError("upstream_timeout", "The upstream stopped sending within the time the gateway allows.", { cause: thrown })
+        : GatewayError.from(thrown);
+    outcome = control.reason() === "timeout" ? "timeout" : "upstream-error";
+    errorCode = error.code;
+    // After the first byte an error can only travel as an event; the stream then ends without
+    // [DONE], so no client mistakes it for a finished answer.
+    yield `data: ${JSON.stringify(error.toJSON())}\n\n`;
+  } finally {
+    clearTimeout(idle);
+    if (control.reason() === "client-disconnect") outcome = "client-disconnect";
+    // An abort builds a DOMException with its stack and destroys the already-finished upstream
+    // body with it, whose stack is then formatted: about 8% of the gateway's CPU on a short
+    // stream in `npm run bench` profiles. Pay it only when something upstream may still run.
+    if (!upstreamEnded) control.cancel();
+    control.dispose();
+    await Promise.resolve(iterator.return?.()).catch(() => undefined);
+    await meter.settle(state.countInput);
+    state.onEnd({ status: 200, errorCode, outcome });
+  }
 }
 
 /** The usage chunk a client asked for, when the upstream sent none: from counted tokens. */

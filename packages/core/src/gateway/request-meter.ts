@@ -43,10 +43,13 @@ export class RequestMeter {
     this.#renewal.unref();
   }
 
-  observe(event: ProviderStreamEvent): void {
-    if (event.usage) this.usage = event.usage;
-    // Servers stream about one token per output event: the estimate when no usage arrives.
-    else if (this.usage === null && hasOutputDelta(event.data)) this.outputEvents++;
+  /** Meters one batch of a stream's events, as the client is about to get them. */
+  observe(events: readonly ProviderStreamEvent[]): void {
+    for (const event of events) {
+      if (event.usage) this.usage = event.usage;
+      // Servers stream about one token per output event: the estimate when no usage arrives.
+      else if (this.usage === null && hasOutputDelta(event.data)) this.outputEvents++;
+    }
   }
 
   /**

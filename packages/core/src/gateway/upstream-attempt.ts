@@ -24,15 +24,32 @@ export function isRetryable(error: GatewayError): boolean {
   return error.retryable;
 }
 
-/** Fails a try that has not produced its first byte within `ms`, with a 504. */
+/**
+ * Fails a try that has not produced its first byte within `ms`, with a 504.
+ *
+ * Each try gets its own signal, which the request's signal aborts too: a timed-out try must not
+ * abort the request, whose next try needs a live signal. A listener rather than `AbortSignal.any`,
+ * whose composite signals cost several times as much per request and stay in memory for as long
+ * as a stream runs.
+ */
 export function withFirstByteTimeout<T>(next: Attempt<T>, ms: number): Attempt<T> {
   return async (deployment, signal) => {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), ms);
+    const follow = () => controller.abort(signal.reason);
+    if (signal.aborted) follow();
+    else signal.addEventListener("abort", follow, { once: true });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, ms);
     try {
-      return await next(deployment, AbortSignal.any([signal, controller.signal]));
+      // On success the listener stays: the try's signal must still follow the request's (a
+      // disconnect, the total timeout) for as long as what it started runs.
+      return await next(deployment, controller.signal);
     } catch (error) {
-      if (controller.signal.aborted && !signal.aborted) {
+      signal.removeEventListener("abort", follow);
+      if (timedOut && !signal.aborted) {
         throw new GatewayError("upstream_timeout", `The upstream did not answer within ${ms} ms.`, { cause: error });
       }
       throw error;

@@ -72,15 +72,21 @@ export interface ProviderStreamEvent {
  * A started chat-completion stream.
  *
  * The upstream has answered 2xx by the time this exists: an error before the first event rejects
- * `streamChatCompletion` with a GatewayError instead. Iterating `events` yields each event as it
- * arrives (never `[DONE]`: the iteration simply ends). A failure after the first event makes the
- * iteration throw a GatewayError, which the gateway turns into an SSE error event. Breaking out of
- * the iteration, or aborting the call's signal, cancels the upstream request.
+ * `streamChatCompletion` with a GatewayError instead. Iterating `batches` yields the events in
+ * arrival order, in batches: the events that one read of the upstream completed (never an empty
+ * batch, never `[DONE]`: the iteration simply ends). Batches rather than single events because an
+ * upstream usually delivers several events per read, and each async step through the gateway
+ * costs more than the work of an event. A failure after the first event makes the iteration throw
+ * a GatewayError, which the gateway turns into an SSE error event. Leaving the iteration (its
+ * `return()`), or aborting the call's signal, cancels the upstream request.
+ *
+ * `sseBodyBatches` (a Node Readable body) and `readProviderStream` (any async iterable of bytes)
+ * build this from an SSE body.
  */
 export interface ProviderStream {
   status: number;
   headers: Record<string, string>;
-  events: AsyncIterable<ProviderStreamEvent>;
+  batches: AsyncIterable<readonly ProviderStreamEvent[]>;
 }
 
 export interface ProviderHealth {

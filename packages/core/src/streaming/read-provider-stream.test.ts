@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../errors/gateway-error.js";
 import type { ProviderStreamEvent } from "../provider/provider.js";
-import { createStreamStats, readProviderStream, type StreamStats } from "./read-provider-stream.js";
+import { readProviderStream } from "./read-provider-stream.js";
+import { createStreamStats, type StreamStats } from "./stream-event-reader.js";
 
 const encoder = new TextEncoder();
 
@@ -61,13 +62,16 @@ async function collect(
 ): Promise<{ events: ProviderStreamEvent[]; stats: StreamStats }> {
   const stats = options.stats ?? createStreamStats();
   const events: ProviderStreamEvent[] = [];
-  for await (const event of readProviderStream(body, { countOutput: true, ...options, stats })) events.push(event);
+  for await (const batch of readProviderStream(body, { countOutput: true, ...options, stats })) {
+    expect(batch.length).toBeGreaterThan(0);
+    events.push(...batch);
+  }
   return { events, stats };
 }
 
 async function collectError(body: AsyncIterable<Uint8Array>, events: ProviderStreamEvent[] = []): Promise<GatewayError> {
   try {
-    for await (const event of readProviderStream(body)) events.push(event);
+    for await (const batch of readProviderStream(body)) events.push(...batch);
   } catch (error) {
     if (GatewayError.is(error)) return error;
     throw error;
@@ -179,7 +183,7 @@ describe("readProviderStream endings", () => {
   it("returns the stats as the generator's value, and fills a stats object handed in", async () => {
     const stats = createStreamStats();
     const generator = readProviderStream(fakeBody([sse(contentChunk("a"), "[DONE]")]).body, { stats, countOutput: true });
-    expect((await generator.next()).value).toEqual({ data: contentChunk("a") });
+    expect((await generator.next()).value).toEqual([{ data: contentChunk("a") }]);
     expect(stats.events).toBe(1);
     const end = await generator.next();
     expect(end).toEqual({ done: true, value: stats });
@@ -264,16 +268,23 @@ describe("readProviderStream failures", () => {
 });
 
 describe("readProviderStream cancellation", () => {
-  it("stops reading the body when the consumer breaks out early", async () => {
+  it("yields the events of one chunk as one batch, and stops reading when the consumer breaks out", async () => {
     const source = fakeBody([sse(contentChunk("a"), contentChunk("b")), sse(contentChunk("c")), sse("[DONE]")]);
     const stats = createStreamStats();
-    for await (const event of readProviderStream(source.body, { stats, countOutput: true })) {
-      expect(event.data).toBe(contentChunk("a"));
+    for await (const batch of readProviderStream(source.body, { stats, countOutput: true })) {
+      expect(batch.map((event) => event.data)).toEqual([contentChunk("a"), contentChunk("b")]);
       break;
     }
     expect(source.closed).toBe(true);
     expect(source.pulled).toBe(1);
-    expect(stats).toMatchObject({ events: 1, endedBy: null });
+    expect(stats).toMatchObject({ events: 2, endedBy: null });
+  });
+
+  it("yields nothing for a chunk that completes no event", async () => {
+    const batches: string[][] = [];
+    const halves = [`data: ${contentChunk("a").slice(0, 10)}`, `${contentChunk("a").slice(10)}\n\n`, sse(contentChunk("b"))];
+    for await (const batch of readProviderStream(fakeBody(halves).body)) batches.push(batch.map((event) => event.data));
+    expect(batches).toEqual([[contentChunk("a")], [contentChunk("b")]]);
   });
 
   it("stops reading the body when the consumer throws", async () => {
@@ -281,7 +292,7 @@ describe("readProviderStream cancellation", () => {
     const failure = new Error("client went away");
     await expect(
       (async () => {
-        for await (const _event of readProviderStream(source.body)) throw failure;
+        for await (const _batch of readProviderStream(source.body)) throw failure;
       })(),
     ).rejects.toBe(failure);
     expect(source.closed).toBe(true);
@@ -317,8 +328,8 @@ describe("readProviderStream cancellation", () => {
     const controller = new AbortController();
     const events: ProviderStreamEvent[] = [];
     const reading = (async () => {
-      for await (const event of readProviderStream(source.body, { signal: controller.signal })) {
-        events.push(event);
+      for await (const batch of readProviderStream(source.body, { signal: controller.signal })) {
+        events.push(...batch);
         setTimeout(() => controller.abort(), 5);
       }
     })();
@@ -343,18 +354,19 @@ describe("readProviderStream cancellation", () => {
     expect(source.pulled).toBe(0);
   });
 
-  it("stops between events of one chunk when aborted while the consumer holds an event", async () => {
+  it("stops after the batch the consumer held when aborted meanwhile", async () => {
     const controller = new AbortController();
-    const source = fakeBody([sse(contentChunk("a"), contentChunk("b"), contentChunk("c"))]);
+    const source = fakeBody([sse(contentChunk("a"), contentChunk("b")), sse(contentChunk("c"))]);
     const events: ProviderStreamEvent[] = [];
     const error: unknown = await (async () => {
-      for await (const event of readProviderStream(source.body, { signal: controller.signal })) {
-        events.push(event);
+      for await (const batch of readProviderStream(source.body, { signal: controller.signal })) {
+        events.push(...batch);
         controller.abort();
       }
     })().catch((caught: unknown) => caught);
     expect(GatewayError.is(error)).toBe(true);
-    expect(events).toHaveLength(1);
+    expect(events).toHaveLength(2);
+    expect(source.pulled).toBe(1);
     expect(source.closed).toBe(true);
   });
 

@@ -2,40 +2,10 @@
  * Turns an upstream's chat-completion SSE body into the ProviderStreamEvents the gateway forwards:
  * the one stream reader every OpenAI-compatible adapter shares.
  */
-import { GatewayError } from "../errors/gateway-error.js";
-import type { ProviderStreamEvent, TokenUsage } from "../provider/provider.js";
-import { SseDecoder } from "./sse-decoder.js";
-import { hasOutputDelta, readStreamError, readUsage } from "./stream-usage.js";
-
-/**
- * What a stream has shown so far, kept current while it is read. The gateway meters from it: from
- * `usage` when the upstream reported any, else by estimating output from `outputDeltaEvents`.
- *
- * It is a mutable object handed in by the caller rather than only the generator's return value,
- * because `for await` discards return values, and a stream that fails or that the client abandons
- * never returns one: the output delivered so far must still be metered.
- */
-export interface StreamStats {
-  /** Events yielded (never counting `[DONE]`). */
-  events: number;
-  /**
-   * Events with a non-empty content, refusal, reasoning or tool-call-arguments delta. Most
-   * servers stream about one token per such event, so this estimates output tokens when the
-   * upstream reports no usage, at the cost of a substring search per event instead of a parse.
-   */
-  outputDeltaEvents: number;
-  /** The last usage the upstream reported; vLLM repeats cumulative usage on every chunk, so the last wins. */
-  usage: TokenUsage | null;
-  /**
-   * How the stream ended: `done` at `[DONE]`, `eof` when the body closed without one (TGI 1.4
-   * never sends it), null while it is running or when it failed or was abandoned.
-   */
-  endedBy: "done" | "eof" | null;
-}
-
-export function createStreamStats(): StreamStats {
-  return { events: 0, outputDeltaEvents: 0, usage: null, endedBy: null };
-}
+import type { ProviderStreamEvent } from "../provider/provider.js";
+import { StreamEventReader } from "./stream-event-reader.js";
+import type { StreamStats } from "./stream-event-reader.js";
+import { abortError, readFailure } from "./stream-failures.js";
 
 export interface ReadProviderStreamOptions {
   /**
@@ -50,10 +20,14 @@ export interface ReadProviderStreamOptions {
 }
 
 /**
- * Reads an SSE body and yields one event per upstream event, in arrival order, with its payload
- * text unchanged. An event that reports usage carries it (and `usageOnly` for a `choices: []`
- * trailer). The iteration ends at `[DONE]` (which is not yielded, and the rest of the body is not
- * read) or at the end of the body without one (TGI 1.4).
+ * Reads an SSE body and yields its events in batches: the events each chunk of the body completed,
+ * in arrival order, each with its payload text unchanged (a chunk that completes none yields
+ * nothing). An event that reports usage carries it (and `usageOnly` for a `choices: []` trailer).
+ * The iteration ends at `[DONE]` (which is not yielded, and the rest of the body is not read) or at
+ * the end of the body without one (TGI 1.4).
+ *
+ * Batches, not single events: an upstream usually delivers several events per read, and every
+ * async step costs more than the work of an event, in each layer the events pass through.
  *
  * Every other event is yielded as it came, Azure's included: its `choices: []` prompt-filter
  * preamble and its delta-less content-filter annotations cannot be told from chunks the client
@@ -61,7 +35,8 @@ export interface ReadProviderStreamOptions {
  * "content_filter"`), so normalizing them is the Azure adapter's choice, not this reader's.
  *
  * Throws a GatewayError:
- * - `upstream_error` with the upstream's message when it sends an error event;
+ * - `upstream_error` with the upstream's message when it sends an error event (after yielding
+ *   the events of its chunk that came before it);
  * - `upstream_error` when the body fails (a connection reset), with the failure as `cause`;
  * - the abort reason when `signal` aborts: itself if it is a GatewayError, `upstream_timeout` for
  *   an `AbortSignal.timeout`, else `upstream_error`.
@@ -72,21 +47,19 @@ export interface ReadProviderStreamOptions {
 export async function* readProviderStream(
   body: AsyncIterable<Uint8Array>,
   options: ReadProviderStreamOptions = {},
-): AsyncGenerator<ProviderStreamEvent, StreamStats, undefined> {
+): AsyncGenerator<ProviderStreamEvent[], StreamStats, undefined> {
   const { signal } = options;
-  const stats = options.stats ?? createStreamStats();
-  // Counting output costs a scan per event: only a caller that asks pays for it (the gateway
-  // counts on the events it forwards, whatever the adapter).
-  const countOutput = options.countOutput === true;
+  const reader = new StreamEventReader(options);
   const iterator = body[Symbol.asyncIterator]();
   const abortWatch = signal === undefined ? undefined : watchAbort(signal);
-  const decoder = new SseDecoder();
   // "open": the body may hold more, close it on leaving. "finished": it ended or failed by itself.
   // "abandoned": a read is still pending after an abort; close it without waiting for that read.
   let bodyState = "open" as "open" | "finished" | "abandoned";
   try {
     for (;;) {
       if (signal?.aborted) throw abortError(signal);
+      if (reader.failure !== null) throw reader.failure;
+      if (reader.stats.endedBy !== null) return reader.stats;
       let result: IteratorResult<Uint8Array>;
       try {
         result = abortWatch === undefined ? await iterator.next() : await Promise.race([iterator.next(), abortWatch.aborted]);
@@ -99,31 +72,10 @@ export async function* readProviderStream(
         throw readFailure(error);
       }
       if (result.done === true) bodyState = "finished";
-      const events = result.done === true ? decoder.flush() : decoder.decode(result.value);
-      for (const event of events) {
-        // The consumer may have aborted while holding an earlier event of the same chunk.
-        if (signal?.aborted) throw abortError(signal);
-        const data = event.data;
-        if (data === "[DONE]") {
-          stats.endedBy = "done";
-          return stats;
-        }
-        const streamError = readStreamError(data);
-        if (streamError !== null) throw streamError;
-        if (countOutput && hasOutputDelta(data)) stats.outputDeltaEvents += 1;
-        stats.events += 1;
-        const found = readUsage(data);
-        if (found === null) {
-          yield { data };
-        } else {
-          stats.usage = found.usage;
-          yield { data, usage: found.usage, usageOnly: found.usageOnly };
-        }
-      }
-      if (result.done === true) {
-        stats.endedBy = "eof";
-        return stats;
-      }
+      const events = result.done === true ? reader.end() : reader.read(result.value);
+      // The consumer may have aborted while holding the previous batch.
+      if (signal?.aborted) throw abortError(signal);
+      if (events.length > 0) yield events;
     }
   } finally {
     abortWatch?.dispose();
@@ -131,27 +83,6 @@ export async function* readProviderStream(
     // The pending read may never settle (a source stuck awaiting): ask it to close, do not wait.
     else if (bodyState === "abandoned") void closeQuietly(iterator);
   }
-}
-
-function readFailure(error: unknown): GatewayError {
-  // An adapter's body wrapper may already have said precisely what failed (a 504, say).
-  if (GatewayError.is(error)) return error;
-  return new GatewayError(
-    "upstream_error",
-    "The upstream connection failed mid-stream, so the response is incomplete.",
-    { cause: error },
-  );
-}
-
-function abortError(signal: AbortSignal): GatewayError {
-  const reason: unknown = signal.reason;
-  if (GatewayError.is(reason)) return reason;
-  if (reason instanceof Error && reason.name === "TimeoutError") {
-    return new GatewayError("upstream_timeout", "The upstream did not finish the stream in time.", { cause: reason });
-  }
-  return new GatewayError("upstream_error", "The stream was cancelled before the upstream finished it.", {
-    cause: reason,
-  });
 }
 
 interface AbortWatch {

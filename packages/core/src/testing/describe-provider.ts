@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GatewayError } from "../errors/gateway-error.js";
 import type { Deployment, OpenAIRequestBody, Provider, ProviderCall, ProviderStreamEvent } from "../provider/provider.js";
+import { collectStreamEvents } from "./collect-stream-events.js";
 
 /**
  * A chat request body the harness composes (messages and whatever control its upstream reads),
@@ -116,12 +117,6 @@ export function describeProvider(name: string, harness: ProviderHarness): void {
       return { body: request, signal: options.signal ?? new AbortController().signal, requestId: `req_conformance_${calls}` };
     }
 
-    async function collect(events: AsyncIterable<ProviderStreamEvent>): Promise<ProviderStreamEvent[]> {
-      const out: ProviderStreamEvent[] = [];
-      for await (const event of events) out.push(event);
-      return out;
-    }
-
     async function rejection(promise: Promise<unknown>): Promise<GatewayError> {
       const error = await promise.then(
         () => {
@@ -166,7 +161,7 @@ export function describeProvider(name: string, harness: ProviderHarness): void {
       const scripted = upstream.stream();
       const stream = await deployment.streamChatCompletion(call(scripted.body, { stream: true }));
       expect(stream.status).toBe(200);
-      const events = await collect(stream.events);
+      const events = await collectStreamEvents(stream.batches);
       expect(events.map((event) => event.data)).toEqual([...scripted.payloads]);
       expect(events.some((event) => event.data === "[DONE]")).toBe(false);
     });
@@ -174,14 +169,14 @@ export function describeProvider(name: string, harness: ProviderHarness): void {
     it("reads the same payloads when the upstream's writes cut events apart", async () => {
       const scripted = upstream.stream({ split: true });
       const stream = await deployment.streamChatCompletion(call(scripted.body, { stream: true }));
-      const events = await collect(stream.events);
+      const events = await collectStreamEvents(stream.batches);
       expect(events.map((event) => event.data)).toEqual([...scripted.payloads]);
     });
 
     it("marks the usage-only chunk with its usage", async () => {
       const scripted = upstream.stream();
       const stream = await deployment.streamChatCompletion(call(scripted.body, { stream: true }));
-      const events = await collect(stream.events);
+      const events = await collectStreamEvents(stream.batches);
       const last = events.at(-1);
       expect(last?.usageOnly).toBe(true);
       expect(last?.usage).toMatchObject({ ...scripted.usage, source: "upstream" });
@@ -208,7 +203,7 @@ export function describeProvider(name: string, harness: ProviderHarness): void {
       const seen: ProviderStreamEvent[] = [];
       const error = await rejection(
         (async () => {
-          for await (const event of stream.events) seen.push(event);
+          for await (const batch of stream.batches) seen.push(...batch);
         })(),
       );
       expect(seen.length).toBeGreaterThan(0);
@@ -218,7 +213,7 @@ export function describeProvider(name: string, harness: ProviderHarness): void {
     it("cancels the upstream request within 100 ms of an abort", async () => {
       const controller = new AbortController();
       const stream = await deployment.streamChatCompletion(call(upstream.slowStream(), { stream: true, signal: controller.signal }));
-      const iterator = stream.events[Symbol.asyncIterator]();
+      const iterator = stream.batches[Symbol.asyncIterator]();
       expect((await iterator.next()).done).toBe(false);
       const pending = iterator.next();
       controller.abort();
@@ -232,8 +227,8 @@ export function describeProvider(name: string, harness: ProviderHarness): void {
     it("releases the connection when the consumer leaves the iteration early", async () => {
       for (let round = 0; round < 3; round++) {
         const stream = await deployment.streamChatCompletion(call(upstream.slowStream(), { stream: true }));
-        for await (const event of stream.events) {
-          expect(event.data.length).toBeGreaterThan(0);
+        for await (const batch of stream.batches) {
+          expect(batch[0]?.data.length).toBeGreaterThan(0);
           break;
         }
         expect(await upstream.lastRequestAbortedWithin(afterAbortMs)).toBe(true);
@@ -245,7 +240,7 @@ export function describeProvider(name: string, harness: ProviderHarness): void {
       for (let round = 0; round < 3; round++) {
         const scripted = upstream.stream();
         const stream = await deployment.streamChatCompletion(call(scripted.body, { stream: true }));
-        expect((await collect(stream.events)).length).toBe(scripted.payloads.length);
+        expect((await collectStreamEvents(stream.batches)).length).toBe(scripted.payloads.length);
       }
       await expectServes();
     });

@@ -6,3 +6,4 @@ export * from "./describe-provider-catalog.js";
 export * from "./fake-upstream.js";
 export * from "./describe-provider.js";
 export * from "./expect-gateway-error.js";
+export * from "./collect-stream-events.js";

@@ -1,0 +1,100 @@
+/**
+ * One cell of the benchmark, repeated, for working on a cost: the minimal proxy and Sluice run it
+ * back to back, alternating which goes first, and it prints each path's server CPU per request
+ * and requests/s per repetition, then the medians and their paired ratio. Much quicker than the
+ * whole `npm run bench`, and the CPU figure is steady enough to see a change of 10 µs.
+ *
+ *   node dist/focus-cell.js streaming 32 [repetitions=6] [durationMs=1500]
+ *   BENCH_PROFILE=1 node dist/focus-cell.js non-streaming 32   # --cpu-prof on the Sluice server
+ */
+import { fileURLToPath } from "node:url";
+import { BenchProcess } from "./bench-process.js";
+import type { CellResult, CpuSample, ReadyMessage, Target } from "./protocol.js";
+import { median } from "./statistics.js";
+import { chatRequestBody } from "./workload.js";
+
+const [modeArgument = "streaming", concurrencyArgument = "32", repetitionsArgument = "6", durationArgument = "1500"] = process.argv.slice(2);
+if (modeArgument !== "streaming" && modeArgument !== "non-streaming") throw new Error("mode must be 'streaming' or 'non-streaming'");
+const stream = modeArgument === "streaming";
+const concurrency = Number(concurrencyArgument);
+const repetitions = Number(repetitionsArgument);
+const durationMs = Number(durationArgument);
+const profileDirectory = fileURLToPath(new URL("../bench-results/profiles", import.meta.url));
+const profileFlags = process.env.BENCH_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${profileDirectory}`] : [];
+
+interface Path {
+  name: string;
+  process: BenchProcess;
+  target: Target;
+  model: string;
+}
+
+function pathOf(name: string, started: { process: BenchProcess; ready: Record<string, unknown> }): Path {
+  const ready = started.ready as unknown as ReadyMessage;
+  return {
+    name,
+    process: started.process,
+    model: ready.model,
+    target: {
+      origin: ready.origin,
+      path: ready.path,
+      headers: { "content-type": "application/json", authorization: `Bearer ${ready.apiKey ?? "sk-bench-not-checked"}` },
+    },
+  };
+}
+
+async function cpu(path: Path): Promise<number> {
+  return (await path.process.request<CpuSample>({ type: "cpu" })).cpuMicros;
+}
+
+async function run(client: BenchProcess, path: Path, warmupMs: number, measuredMs: number) {
+  const window: { start: Promise<number> | null } = { start: null };
+  client.on("measure-start", () => {
+    window.start = cpu(path);
+  });
+  const result = await client
+    .request<CellResult>(
+      { type: "cell", target: path.target, body: chatRequestBody({ model: path.model, stream }), stream, concurrency, warmupMs, durationMs: measuredMs },
+      warmupMs + measuredMs + 30_000,
+    )
+    .finally(() => client.off("measure-start"));
+  const end = await cpu(path);
+  const begin = window.start === null ? end : await window.start;
+  return { requestsPerSecond: result.requestsPerSecond, cpuPerRequest: (end - begin) / Math.max(1, result.requests), errors: result.errors };
+}
+
+const upstreamStarted = await BenchProcess.start({ name: "upstream", script: "upstream-server" });
+const env = { BENCH_UPSTREAM_URL: (upstreamStarted.ready as unknown as ReadyMessage).origin };
+const [proxyStarted, sluiceStarted, client] = await Promise.all([
+  BenchProcess.start({ name: "minimal proxy", script: "minimal-proxy", env }),
+  BenchProcess.start({ name: "Sluice", script: "sluice-server", env, execArgv: profileFlags }),
+  BenchProcess.start({ name: "load generator", script: "load-generator" }),
+]);
+const paths = [pathOf("minimal proxy", proxyStarted), pathOf("Sluice", sluiceStarted)];
+try {
+  for (const path of paths) await run(client.process, path, 0, 1_000);
+  const samples = new Map<string, Array<{ requestsPerSecond: number; cpuPerRequest: number }>>(paths.map((path) => [path.name, []]));
+  const ratios: number[] = [];
+  for (let repetition = 0; repetition < repetitions; repetition++) {
+    const order = repetition % 2 === 0 ? paths : [...paths].reverse();
+    const line: string[] = [];
+    const results = new Map<string, { requestsPerSecond: number; cpuPerRequest: number }>();
+    for (const path of order) {
+      const result = await run(client.process, path, 300, durationMs);
+      results.set(path.name, result);
+      samples.get(path.name)!.push(result);
+      line.push(`${path.name} ${Math.round(result.requestsPerSecond)}/s ${Math.round(result.cpuPerRequest)} µs${result.errors > 0 ? ` (${result.errors} errors)` : ""}`);
+    }
+    ratios.push(results.get("Sluice")!.requestsPerSecond / results.get("minimal proxy")!.requestsPerSecond);
+    process.stdout.write(`[${repetition + 1}/${repetitions}] ${line.join("   ")}\n`);
+  }
+  for (const [name, runs] of samples) {
+    process.stdout.write(
+      `${name.padEnd(14)} median ${Math.round(median(runs.map((r) => r.requestsPerSecond)))}/s, ${Math.round(median(runs.map((r) => r.cpuPerRequest)))} µs CPU per request\n`,
+    );
+  }
+  process.stdout.write(`${modeArgument} c=${concurrency}: throughput ratio (paired median) ${median(ratios).toFixed(3)}\n`);
+} finally {
+  await Promise.all([paths[0]!.process.stop(), paths[1]!.process.stop(), client.process.stop()]);
+  await upstreamStarted.process.stop();
+}
