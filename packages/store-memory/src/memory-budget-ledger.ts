@@ -1,6 +1,8 @@
 import {
   allocationOwnerSchema,
   chargeInputSchema,
+  isChargeInput,
+  isReserveInput,
   createAllocationInputSchema,
   createEventBus,
   createId,
@@ -211,7 +213,7 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
     },
 
     async reserve(input) {
-      const parsed = parseInput(reserveInputSchema, input, "reservation");
+      const parsed = isReserveInput(input) ? input : parseInput(reserveInputSchema, input, "reservation");
       const state = requireAllocation(parsed.allocationId);
       if (chargesByRequest.has(parsed.requestId)) {
         throw new GatewayError("conflict", `The request '${parsed.requestId}' was already charged.`, {
@@ -264,7 +266,7 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
     },
 
     async commit(input) {
-      const parsed = parseInput(chargeInputSchema, input, "charge");
+      const parsed = isChargeInput(input) ? input : parseInput(chargeInputSchema, input, "charge");
       const state = requireAllocation(parsed.allocationId);
       const previous = chargesByRequest.get(parsed.requestId);
       if (previous !== undefined) return { charge: { ...previous }, duplicate: true };

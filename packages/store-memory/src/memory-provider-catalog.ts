@@ -263,9 +263,26 @@ function sortedNames(secrets: Map<string, string>): string[] {
 }
 
 /**
- * Stores settings as the JSON they are documented to be, the way a database column would: a Date
- * becomes its ISO string, undefined members vanish. A value JSON cannot hold is the caller's error.
+ * A caller's own copy of a stored record. By hand rather than `structuredClone`: a record is plain
+ * JSON (settings are normalized to JSON on the way in), and this runs on every gateway request,
+ * where structuredClone's fixed cost was 5% of the gateway's CPU (`npm run bench` profiles).
  */
 function copyRecord(record: ProviderRecord): ProviderRecord {
-  return structuredClone(record);
+  return { ...record, tags: [...record.tags], secretNames: [...record.secretNames], settings: copyJsonObject(record.settings) };
+}
+
+function copyJsonObject(value: Record<string, unknown>): Record<string, unknown> {
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    // JSON may name a key "__proto__"; assigning it would set the copy's prototype instead.
+    if (key === "__proto__") Object.defineProperty(copy, key, { value: copyJson(value[key]), enumerable: true, writable: true, configurable: true });
+    else copy[key] = copyJson(value[key]);
+  }
+  return copy;
+}
+
+function copyJson(value: unknown): unknown {
+  if (typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) return value.map(copyJson);
+  return copyJsonObject(value as Record<string, unknown>);
 }

@@ -1,3 +1,4 @@
+import { LeaseRenewer } from "./lease-renewer.js";
 import type { z } from "zod";
 import { systemClock } from "../clock/clock.js";
 import { GatewayError } from "../errors/gateway-error.js";
@@ -20,7 +21,7 @@ import type { GenerationOperation } from "./handle-generation.js";
 import { listModels } from "./list-models.js";
 import { ProviderRegistry } from "./provider-registry.js";
 import { AllocationDirectory } from "./choose-allocation.js";
-import { chatCompletionRequestSchema, completionRequestSchema, embeddingRequestSchema } from "./request-schemas.js";
+import { chatCompletionRequestSchema, completionRequestSchema, embeddingRequestSchema, isWellFormedChatRequest } from "./request-schemas.js";
 import { modelNotFound, resolveModel } from "./resolve-model.js";
 
 /**
@@ -52,6 +53,7 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
   const events = options.events ?? createEventBus();
   const clock = options.clock ?? systemClock;
   const registry = new ProviderRegistry({ catalog: options.stores.catalog, adapters: options.adapters });
+  const reservationLeaseMs = options.reservationLeaseMs ?? 10 * 60_000;
   const context: GatewayContext = {
     stores: options.stores,
     identify: options.identify,
@@ -62,7 +64,8 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     clock,
     maxBodyBytes: options.maxBodyBytes ?? 8 * 1024 * 1024,
     defaultMaxOutputTokens: options.defaultMaxOutputTokens ?? 4_096,
-    reservationLeaseMs: options.reservationLeaseMs ?? 10 * 60_000,
+    reservationLeaseMs,
+    leases: new LeaseRenewer(options.stores.ledger, reservationLeaseMs),
     timeouts: { ...defaultTimeouts, ...options.timeouts },
     retry: { ...defaultRetry, ...options.retry },
   };
@@ -134,7 +137,10 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     }
 
     const operation: GenerationOperation = path === "/completions" ? "completions" : "chat.completions";
-    const body = parseBody(operation === "completions" ? completionRequestSchema : chatCompletionRequestSchema, raw);
+    const body =
+      operation === "chat.completions" && isJsonObject(raw) && isWellFormedChatRequest(raw)
+        ? raw
+        : parseBody(operation === "completions" ? completionRequestSchema : chatCompletionRequestSchema, raw);
     started(requestId, caller, operation, body.model, body.stream === true);
     const resolved = await resolveModel({ modelId: body.model, caller, ...resolvers() });
     return handleGeneration({ context, signal: request.signal, requestId, operation, body, bodyBytes, caller, resolved, onEnd });
@@ -183,6 +189,7 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     forgetProvider: (providerId) => registry.forget(providerId),
     close: () => {
       if (sweeper) clearInterval(sweeper);
+      context.leases.close();
       return registry.close();
     },
   };
@@ -218,8 +225,12 @@ function readJson(request: GatewayRequest): unknown {
   }
 }
 
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 function parseBody<Schema extends z.ZodType>(schema: Schema, raw: unknown): z.output<Schema> {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+  if (!isJsonObject(raw)) {
     throw new GatewayError("invalid_request", "The request body must be a JSON object.");
   }
   return parseInput(schema, raw, "request");

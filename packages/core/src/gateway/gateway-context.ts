@@ -1,3 +1,4 @@
+import type { LeaseRenewer } from "./lease-renewer.js";
 import type { Clock } from "../clock/clock.js";
 import type { SluiceEventBus } from "../events/sluice-events.js";
 import type { PriceBook } from "../pricing/price-book.js";
@@ -17,6 +18,8 @@ export interface GatewayContext {
   maxBodyBytes: number;
   defaultMaxOutputTokens: number;
   reservationLeaseMs: number;
+  /** Renews the reservations of running requests. */
+  leases: LeaseRenewer;
   timeouts: GatewayTimeouts;
   retry: GatewayRetry;
 }

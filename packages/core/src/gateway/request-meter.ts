@@ -5,6 +5,7 @@ import { costOf } from "../pricing/price-book.js";
 import type { ModelPrice } from "../pricing/price-book.js";
 import type { ProviderStreamEvent, TokenUsage } from "../provider/provider.js";
 import { hasOutputDelta } from "../streaming/stream-usage.js";
+import type { LeaseRenewer } from "./lease-renewer.js";
 
 export interface MeterContext {
   requestId: string;
@@ -27,20 +28,13 @@ export class RequestMeter {
   usage: TokenUsage | null = null;
   outputEvents = 0;
   #settled: Promise<void> | null = null;
-  readonly #renewal: ReturnType<typeof setInterval>;
 
   constructor(
     private readonly context: MeterContext,
-    private readonly services: { ledger: BudgetLedger; events: SluiceEventBus; clock: Clock; leaseMs: number },
+    private readonly services: { ledger: BudgetLedger; events: SluiceEventBus; clock: Clock; leases: LeaseRenewer },
   ) {
-    // A reservation lives for one lease unless renewed; a stream may outlive it, and an expired
-    // hold no longer counts against the limit. Renewing at half the lease keeps the worst case
-    // held for as long as the request runs, while a crashed instance's holds still lapse.
-    const { ledger, leaseMs } = services;
-    this.#renewal = setInterval(() => {
-      ledger.renew({ requestId: context.requestId, leaseMs }).catch(() => null);
-    }, Math.max(1, Math.floor(leaseMs / 2)));
-    this.#renewal.unref();
+    // Held for as long as the request runs: a stream may outlive one lease.
+    services.leases.start(context.requestId);
   }
 
   /** Meters one batch of a stream's events, as the client is about to get them. */
@@ -56,7 +50,7 @@ export class RequestMeter {
    * @param fallback counts the input tokens when the upstream reported no usage; called only then.
    */
   settle(fallback: () => Promise<number>): Promise<void> {
-    clearInterval(this.#renewal);
+    this.services.leases.stop(this.context.requestId);
     this.#settled ??= this.#settle(fallback);
     return this.#settled;
   }

@@ -60,6 +60,6 @@ export async function reserveBudget(input: {
       price: input.price,
       reservation: result.reservation,
     },
-    { ledger, events: context.events, clock: context.clock, leaseMs: context.reservationLeaseMs },
+    { ledger, events: context.events, clock: context.clock, leases: context.leases },
   );
 }

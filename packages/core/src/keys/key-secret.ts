@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /**
  * AI key secrets: `sk-sluice-` followed by 43 base64url characters (256 random bits). The prefix
@@ -13,7 +13,8 @@ export function generateKeySecret(): string {
 
 /** The stored form of a secret: hex SHA-256. */
 export function hashKeySecret(secret: string): string {
-  return createHash("sha256").update(secret, "utf8").digest("hex");
+  // The one-shot form: no Hash object per call, on every keyed request.
+  return hash("sha256", secret, "hex");
 }
 
 /** Compares a presented secret with a stored hash in constant time. */

@@ -27,17 +27,18 @@ const drainTimeoutMs = 2_000;
  * Errors are those of `readProviderStream`. Single use: `[Symbol.asyncIterator]` returns the
  * object itself, and `return()` before the first `next()` releases the body too.
  */
-export function sseBodyBatches(
-  body: Readable,
-  signal: AbortSignal,
-  options: StreamEventReaderOptions = {},
-): AsyncIterableIterator<ProviderStreamEvent[]> {
+export function sseBodyBatches(body: Readable, signal: AbortSignal, options: StreamEventReaderOptions = {}): SseBatchIterator {
   return new SseBodyBatches(body, signal, new StreamEventReader(options));
+}
+
+/** The batches of one body; `return()` releases it. */
+export interface SseBatchIterator extends AsyncIterableIterator<ProviderStreamEvent[], undefined, undefined> {
+  return(): Promise<IteratorResult<ProviderStreamEvent[], undefined>>;
 }
 
 const finished: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
-class SseBodyBatches implements AsyncIterableIterator<ProviderStreamEvent[]> {
+class SseBodyBatches implements SseBatchIterator {
   readonly #body: Readable;
   readonly #signal: AbortSignal;
   readonly #reader: StreamEventReader;
@@ -159,7 +160,10 @@ function drain(body: Readable): void {
       return;
     }
   }
-  if (body.readableEnded) return;
+  // The body's end has arrived (the usual case: the terminator came with [DONE]); the read that
+  // returned null lets it emit 'end', and there is nothing to wait for. Node keeps this flag only
+  // in the stream's state; without it, the bounded drain below is the safe fallback.
+  if (body.readableEnded || (body as { _readableState?: { ended?: unknown } })._readableState?.ended === true) return;
   const stop = (): void => {
     clearTimeout(timer);
     body.off("data", onData);
