@@ -126,10 +126,7 @@ export function isReserveInput(input: unknown): input is z.output<typeof reserve
   if (!hasOnlyKeys(input, reserveKeys)) return false;
   const value = input as Record<string, unknown>;
   return (
-    isText(value.requestId, 200) &&
-    isText(value.allocationId, Infinity) &&
-    isPrincipalId(value.userId) &&
-    (value.keyId === null || isText(value.keyId, Infinity)) &&
+    isRequestParties(value) &&
     (value.keyLimit === null || isWhole(value.keyLimit)) &&
     isWhole(value.amount) &&
     (value.leaseMs === undefined || (isWhole(value.leaseMs) && (value.leaseMs as number) > 0 && (value.leaseMs as number) <= 24 * 3_600_000))
@@ -141,15 +138,22 @@ export function isChargeInput(input: unknown): input is z.output<typeof chargeIn
   if (!hasOnlyKeys(input, chargeKeys)) return false;
   const value = input as Record<string, unknown>;
   return (
-    isText(value.requestId, 200) &&
-    isText(value.allocationId, Infinity) &&
-    isPrincipalId(value.userId) &&
-    (value.keyId === null || isText(value.keyId, Infinity)) &&
+    isRequestParties(value) &&
     isText(value.providerId, Infinity) &&
     isText(value.model, 512) &&
     isWhole(value.inputTokens) &&
     isWhole(value.outputTokens) &&
     isWhole(value.cost)
+  );
+}
+
+/** The fields both inputs open with: the request, and who pays for it. */
+function isRequestParties(value: Record<string, unknown>): boolean {
+  return (
+    isText(value.requestId, 200) &&
+    isText(value.allocationId, Infinity) &&
+    isPrincipalId(value.userId) &&
+    (value.keyId === null || isText(value.keyId, Infinity))
   );
 }
 
