@@ -1,10 +1,9 @@
-import { GatewayError, headerText, readBounded, relayedHeaders, sseBodyBatches } from "@sluice/core";
+import { GatewayError, headerText, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, UndiciUpstreamClient } from "@sluice/core";
 import { fitBodyToApiVersion } from "./api-version-fields.js";
 import type { AzureEndpoint } from "./azure-endpoint.js";
 import { parseAzureErrorBody } from "./azure-error.js";
 import type { AzureApiShape } from "./azure-settings.js";
-import { readResponseUsage } from "./response-usage.js";
 
 /** Azure's correlation and routing headers, relayed beside the common ones (wire-formats §3.3). */
 const azureRelayedNames: ReadonlySet<string> = new Set(["apim-request-id", "x-ms-region", "x-ms-deployment-name"]);

@@ -1,6 +1,5 @@
-import { GatewayError, headerText, readBounded, relayedHeaders, sseBodyBatches } from "@sluice/core";
+import { GatewayError, headerText, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, UndiciUpstreamClient } from "@sluice/core";
-import { readResponseUsage } from "./response-usage.js";
 import { parseUpstreamErrorBody, readUpstreamErrorObject } from "./upstream-error.js";
 import { routePath } from "./upstream-target.js";
 import type { UpstreamTarget } from "./upstream-target.js";

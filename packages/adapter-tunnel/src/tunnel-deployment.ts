@@ -1,5 +1,5 @@
-import { GatewayError, sseBodyBatches } from "@sluice/core";
-import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, TokenUsage } from "@sluice/core";
+import { GatewayError, readResponseUsage, relayedHeaders, sseBodyBatches } from "@sluice/core";
+import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream } from "@sluice/core";
 import { readBounded, readJsonObject } from "./tunnel-body.js";
 import { headerText, parseErrorBody, readErrorObject } from "./tunnel-errors.js";
 import type { TunnelLink } from "./tunnel-link.js";
@@ -69,7 +69,7 @@ export class TunnelDeployment implements Deployment {
       status: response.status,
       headers: relayedHeaders(response.headers),
       body: parsed,
-      usage: responseUsage(parsed, outputRequired),
+      usage: readResponseUsage(parsed, { outputRequired }),
     };
   }
 
@@ -100,41 +100,4 @@ function withoutStreaming(body: OpenAIRequestBody): OpenAIRequestBody {
   const { stream_options: _streamOptions, ...rest } = body;
   if (rest.stream === true) rest.stream = false;
   return rest as OpenAIRequestBody;
-}
-
-/** Correlation and rate-limit headers worth relaying, lower-case. */
-function relayedHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of Object.keys(headers)) {
-    if (name === "x-request-id" || name === "request-id" || name.startsWith("x-ratelimit-")) {
-      const value = headerText(headers, name);
-      if (value !== "") out[name] = value;
-    }
-  }
-  return out;
-}
-
-/**
- * A complete answer's usage, read loosely; null when the server reported none, so the gateway
- * counts instead of charging a guess. Embeddings report no `completion_tokens`: 0 then.
- */
-function responseUsage(body: Record<string, unknown>, outputRequired: boolean): TokenUsage | null {
-  const usage = body.usage;
-  if (typeof usage !== "object" || usage === null || Array.isArray(usage)) return null;
-  const fields = usage as Record<string, unknown>;
-  const inputTokens = tokenCount(fields.prompt_tokens);
-  let outputTokens = tokenCount(fields.completion_tokens);
-  if (outputTokens === null && !outputRequired && fields.completion_tokens === undefined) outputTokens = 0;
-  if (inputTokens === null || outputTokens === null) return null;
-  const result: TokenUsage = { inputTokens, outputTokens, source: "upstream" };
-  const details = fields.prompt_tokens_details;
-  if (typeof details === "object" && details !== null) {
-    const cached = tokenCount((details as Record<string, unknown>).cached_tokens);
-    if (cached !== null) result.cachedInputTokens = cached;
-  }
-  return result;
-}
-
-function tokenCount(value: unknown): number | null {
-  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? Math.round(value) : null;
 }

@@ -1,10 +1,12 @@
-import type { TokenUsage } from "@sluice/core";
+import type { TokenUsage } from "./provider.js";
 
 /**
  * The usage of a complete (non-streamed) answer, read loosely: `prompt_tokens`,
  * `completion_tokens` and `prompt_tokens_details.cached_tokens` when they are numbers. Null when
- * Azure reported none, so the gateway counts instead of charging a guess. Embeddings report no
- * `completion_tokens`: with `outputRequired: false` a missing one reads as 0.
+ * the upstream reported none (or nonsense), so the gateway counts instead of charging a guess.
+ *
+ * Embeddings report no `completion_tokens` (`{prompt_tokens, total_tokens}`): with
+ * `outputRequired: false` a missing one reads as 0.
  */
 export function readResponseUsage(body: Record<string, unknown>, options: { outputRequired: boolean }): TokenUsage | null {
   const usage = body.usage;
