@@ -6,10 +6,11 @@
  *
  *   node dist/focus-cell.js streaming 32 [repetitions=6] [durationMs=1500]
  *   BENCH_PROFILE=1 node dist/focus-cell.js non-streaming 32   # --cpu-prof on the Sluice server
+ *   BENCH_PROFILE=all node dist/focus-cell.js streaming 32     # on the minimal proxy too, to compare
  */
 import { fileURLToPath } from "node:url";
 import { BenchProcess } from "./bench-process.js";
-import type { CellResult, CpuSample, ReadyMessage, Target } from "./protocol.js";
+import type { CellResult, CpuSample, MemorySample, ReadyMessage, Target } from "./protocol.js";
 import { median } from "./statistics.js";
 import { chatRequestBody } from "./workload.js";
 
@@ -20,7 +21,8 @@ const concurrency = Number(concurrencyArgument);
 const repetitions = Number(repetitionsArgument);
 const durationMs = Number(durationArgument);
 const profileDirectory = fileURLToPath(new URL("../bench-results/profiles", import.meta.url));
-const profileFlags = process.env.BENCH_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${profileDirectory}`] : [];
+const profileFlags = process.env.BENCH_PROFILE === "1" || process.env.BENCH_PROFILE === "all" ? ["--cpu-prof", `--cpu-prof-dir=${profileDirectory}`] : [];
+const proxyProfileFlags = process.env.BENCH_PROFILE === "all" ? profileFlags : [];
 
 interface Path {
   name: string;
@@ -43,12 +45,12 @@ function pathOf(name: string, started: { process: BenchProcess; ready: Record<st
   };
 }
 
-async function cpu(path: Path): Promise<number> {
-  return (await path.process.request<CpuSample>({ type: "cpu" })).cpuMicros;
+function cpu(path: Path): Promise<CpuSample> {
+  return path.process.request<CpuSample>({ type: "cpu" });
 }
 
 async function run(client: BenchProcess, path: Path, warmupMs: number, measuredMs: number) {
-  const window: { start: Promise<number> | null } = { start: null };
+  const window: { start: Promise<CpuSample> | null } = { start: null };
   client.on("measure-start", () => {
     window.start = cpu(path);
   });
@@ -60,40 +62,50 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
     .finally(() => client.off("measure-start"));
   const end = await cpu(path);
   const begin = window.start === null ? end : await window.start;
-  return { requestsPerSecond: result.requestsPerSecond, cpuPerRequest: (end - begin) / Math.max(1, result.requests), errors: result.errors };
+  const requests = Math.max(1, result.requests);
+  return {
+    requestsPerSecond: result.requestsPerSecond,
+    cpuPerRequest: (end.cpuMicros - begin.cpuMicros) / requests,
+    systemPerRequest: (end.systemMicros - begin.systemMicros) / requests,
+    errors: result.errors,
+  };
 }
 
 const upstreamStarted = await BenchProcess.start({ name: "upstream", script: "upstream-server" });
 const env = { BENCH_UPSTREAM_URL: (upstreamStarted.ready as unknown as ReadyMessage).origin };
 const [proxyStarted, sluiceStarted, client] = await Promise.all([
-  BenchProcess.start({ name: "minimal proxy", script: "minimal-proxy", env }),
+  BenchProcess.start({ name: "minimal proxy", script: "minimal-proxy", env, execArgv: proxyProfileFlags }),
   BenchProcess.start({ name: "Sluice", script: "sluice-server", env, execArgv: profileFlags }),
   BenchProcess.start({ name: "load generator", script: "load-generator" }),
 ]);
 const paths = [pathOf("minimal proxy", proxyStarted), pathOf("Sluice", sluiceStarted)];
 try {
   for (const path of paths) await run(client.process, path, 0, 1_000);
-  const samples = new Map<string, Array<{ requestsPerSecond: number; cpuPerRequest: number }>>(paths.map((path) => [path.name, []]));
+  const samples = new Map<string, Array<{ requestsPerSecond: number; cpuPerRequest: number; systemPerRequest: number }>>(paths.map((path) => [path.name, []]));
   const ratios: number[] = [];
   for (let repetition = 0; repetition < repetitions; repetition++) {
     const order = repetition % 2 === 0 ? paths : [...paths].reverse();
     const line: string[] = [];
-    const results = new Map<string, { requestsPerSecond: number; cpuPerRequest: number }>();
+    const results = new Map<string, { requestsPerSecond: number; cpuPerRequest: number; systemPerRequest: number }>();
     for (const path of order) {
       const result = await run(client.process, path, 300, durationMs);
       results.set(path.name, result);
       samples.get(path.name)!.push(result);
-      line.push(`${path.name} ${Math.round(result.requestsPerSecond)}/s ${Math.round(result.cpuPerRequest)} µs${result.errors > 0 ? ` (${result.errors} errors)` : ""}`);
+      line.push(`${path.name} ${Math.round(result.requestsPerSecond)}/s ${Math.round(result.cpuPerRequest)} µs (${Math.round(result.systemPerRequest)} sys)${result.errors > 0 ? ` (${result.errors} errors)` : ""}`);
     }
     ratios.push(results.get("Sluice")!.requestsPerSecond / results.get("minimal proxy")!.requestsPerSecond);
     process.stdout.write(`[${repetition + 1}/${repetitions}] ${line.join("   ")}\n`);
   }
   for (const [name, runs] of samples) {
     process.stdout.write(
-      `${name.padEnd(14)} median ${Math.round(median(runs.map((r) => r.requestsPerSecond)))}/s, ${Math.round(median(runs.map((r) => r.cpuPerRequest)))} µs CPU per request\n`,
+      `${name.padEnd(14)} median ${Math.round(median(runs.map((r) => r.requestsPerSecond)))}/s, ${Math.round(median(runs.map((r) => r.cpuPerRequest)))} µs CPU per request, ${Math.round(median(runs.map((r) => r.systemPerRequest)))} of it in the kernel\n`,
     );
   }
   process.stdout.write(`${modeArgument} c=${concurrency}: throughput ratio (paired median) ${median(ratios).toFixed(3)}\n`);
+  for (const path of paths) {
+    const memory = await path.process.request<MemorySample>({ type: "memory" });
+    process.stdout.write(`${path.name.padEnd(14)} heap after GC ${(memory.heapUsed / 2 ** 20).toFixed(1)} MiB, RSS ${(memory.rss / 2 ** 20).toFixed(1)} MiB\n`);
+  }
 } finally {
   await Promise.all([paths[0]!.process.stop(), paths[1]!.process.stop(), client.process.stop()]);
   await upstreamStarted.process.stop();

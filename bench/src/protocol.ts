@@ -38,6 +38,8 @@ export interface MemorySample {
 /** CPU the process has used since it started, user + system, in microseconds. */
 export interface CpuSample {
   cpuMicros: number;
+  /** The part of `cpuMicros` spent in the kernel (syscalls, and loopback TCP done on the sender's behalf). */
+  systemMicros: number;
 }
 
 export type ServerRequest = { id: number; type: "memory" } | { id: number; type: "cpu" } | { id: number; type: "close" };

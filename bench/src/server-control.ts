@@ -37,7 +37,7 @@ export async function sampleMemory(): Promise<MemorySample> {
 
 function sampleCpu(): CpuSample {
   const usage = process.cpuUsage();
-  return { cpuMicros: usage.user + usage.system };
+  return { cpuMicros: usage.user + usage.system, systemMicros: usage.system };
 }
 
 /**

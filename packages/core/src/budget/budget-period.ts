@@ -8,8 +8,26 @@ export type BudgetPeriod = (typeof budgetPeriods)[number];
 
 const DAY = 86_400_000;
 
+/**
+ * The last period each kind of period was asked about, `[start, end)`: every reservation asks,
+ * nearly always about the same period, and the answer otherwise costs two Date objects.
+ */
+const lastPeriod: Record<BudgetPeriod, { start: number; end: number }> = {
+  day: { start: 0, end: 0 },
+  week: { start: 0, end: 0 },
+  month: { start: 0, end: 0 },
+};
+
 /** The start of the period containing `at` (epoch ms, UTC). */
 export function periodStart(period: BudgetPeriod, at: number): number {
+  const last = lastPeriod[period];
+  if (at >= last.start && at < last.end) return last.start;
+  const start = computePeriodStart(period, at);
+  lastPeriod[period] = { start, end: periodEndFrom(period, start) };
+  return start;
+}
+
+function computePeriodStart(period: BudgetPeriod, at: number): number {
   const date = new Date(at);
   const midnight = Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate());
   switch (period) {
@@ -26,7 +44,10 @@ export function periodStart(period: BudgetPeriod, at: number): number {
 
 /** The start of the period after the one containing `at`. */
 export function periodEnd(period: BudgetPeriod, at: number): number {
-  const start = periodStart(period, at);
+  return periodEndFrom(period, periodStart(period, at));
+}
+
+function periodEndFrom(period: BudgetPeriod, start: number): number {
   switch (period) {
     case "day":
       return start + DAY;

@@ -1,5 +1,5 @@
 import { GatewayError } from "../errors/gateway-error.js";
-import type { OpenAIRequestBody, ProviderResponse, ProviderStream, ProviderStreamEvent } from "../provider/provider.js";
+import type { OpenAIRequestBody, ProviderResponse, ProviderStream, ProviderStreamBatch } from "../provider/provider.js";
 import { countMessageTokens, countTextTokens } from "../streaming/count-tokens.js";
 import type { Caller } from "./authenticate.js";
 import type { GatewayContext } from "./gateway-context.js";
@@ -175,8 +175,8 @@ function outputText(body: Record<string, unknown>): string {
 
 interface StartedStream {
   stream: ProviderStream;
-  iterator: AsyncIterator<readonly ProviderStreamEvent[]>;
-  first: IteratorResult<readonly ProviderStreamEvent[]>;
+  iterator: AsyncIterator<ProviderStreamBatch>;
+  first: IteratorResult<ProviderStreamBatch>;
 }
 
 /**
@@ -255,8 +255,8 @@ async function streamGeneration(generation: Generation, meter: RequestMeter, cou
  * minutes, and whatever this holds (and a closure would hold its whole scope) is held as long.
  */
 interface Relay {
-  iterator: AsyncIterator<readonly ProviderStreamEvent[]>;
-  first: IteratorResult<readonly ProviderStreamEvent[]>;
+  iterator: AsyncIterator<ProviderStreamBatch>;
+  first: IteratorResult<ProviderStreamBatch>;
   control: RequestControl;
   meter: RequestMeter;
   countInput: () => Promise<number>;
@@ -269,17 +269,23 @@ interface Relay {
 }
 
 /**
- * The events of one batch as the client gets them: SSE-framed, the model renamed, and the usage
- * chunk left out unless the client asked for it. One string per batch, so a batch costs the
- * writer one step, whatever its size.
+ * A batch as the client gets it: its text with the model renamed, and the usage-only chunk cut out
+ * unless the client asked for usage. The text is written as it is, in one piece.
  */
-function frameBatch(relay: Relay, events: readonly ProviderStreamEvent[]): string {
-  let text = "";
-  for (const event of events) {
-    if (event.usageOnly === true && !relay.clientWantsUsage) continue;
-    text += `data: ${relay.rewriteModel(event.data)}\n\n`;
+function frameBatch(relay: Relay, batch: ProviderStreamBatch): string {
+  const spans = batch.usageOnlySpans;
+  return relay.rewriteModel(spans === null || relay.clientWantsUsage ? batch.text : withoutSpans(batch.text, spans));
+}
+
+/** `text` without the `[start, end)` spans (in order, in pairs). */
+function withoutSpans(text: string, spans: readonly number[]): string {
+  let kept = "";
+  let from = 0;
+  for (let index = 0; index < spans.length; index += 2) {
+    kept += text.slice(from, spans[index]);
+    from = spans[index + 1]!;
   }
-  return text;
+  return kept + text.slice(from);
 }
 
 /** Relays the upstream's batches, meters them, ends the stream as OpenAI does, and settles. */

@@ -3,8 +3,7 @@ import type { Clock } from "../clock/clock.js";
 import type { SluiceEventBus } from "../events/sluice-events.js";
 import { costOf } from "../pricing/price-book.js";
 import type { ModelPrice } from "../pricing/price-book.js";
-import type { ProviderStreamEvent, TokenUsage } from "../provider/provider.js";
-import { hasOutputDelta } from "../streaming/stream-usage.js";
+import type { ProviderStreamBatch, TokenUsage } from "../provider/provider.js";
 import type { LeaseRenewer } from "./lease-renewer.js";
 
 export interface MeterContext {
@@ -38,12 +37,10 @@ export class RequestMeter {
   }
 
   /** Meters one batch of a stream's events, as the client is about to get them. */
-  observe(events: readonly ProviderStreamEvent[]): void {
-    for (const event of events) {
-      if (event.usage) this.usage = event.usage;
-      // Servers stream about one token per output event: the estimate when no usage arrives.
-      else if (this.usage === null && hasOutputDelta(event.data)) this.outputEvents++;
-    }
+  observe(batch: ProviderStreamBatch): void {
+    if (batch.usage !== null) this.usage = batch.usage;
+    // Servers stream about one token per output event: the estimate when no usage arrives.
+    else if (this.usage === null) this.outputEvents += batch.outputDeltaEvents;
   }
 
   /**

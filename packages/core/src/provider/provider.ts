@@ -50,9 +50,8 @@ export interface ProviderResponse {
 /**
  * One server-sent event of a chat-completion stream.
  *
- * `data` is the upstream's payload text as it arrived: the gateway writes it back out unchanged
- * (as `data: <payload>\n\n`) and does not parse it. Only events that carry usage are parsed, by the
- * adapter's stream reader, which marks them here so the gateway can meter and strip them.
+ * `data` is the upstream's payload text as it arrived. The gateway itself forwards a batch's text
+ * and never looks at single events; these are for tests and for code that wants the payloads.
  */
 export interface ProviderStreamEvent {
   readonly data: string;
@@ -69,16 +68,52 @@ export interface ProviderStreamEvent {
 }
 
 /**
+ * The events that one read of an upstream stream completed (never none, never `[DONE]`).
+ *
+ * The gateway forwards `text` whole and reads only `usage` and `outputDeltaEvents`, so a batch
+ * costs it a few string operations however many events it holds: no event is parsed, sliced or
+ * re-framed on the way through (STYLE.md §3). `sseBodyBatches` and `readProviderStream` build
+ * batches; `events` decodes them for whoever wants the payloads one by one.
+ */
+export interface ProviderStreamBatch {
+  /**
+   * The events as the gateway writes them, before it renames the model: each is
+   * `data: <payload>\n\n` (a payload of several lines gets one `data: ` line per line). Usually
+   * the upstream's own text, unchanged.
+   */
+  readonly text: string;
+  /** The events one by one, decoded from `text` on first access. */
+  readonly events: readonly ProviderStreamEvent[];
+  /**
+   * The last usage an event of the batch reported, or null. Servers that repeat cumulative usage
+   * on every chunk (vLLM's continuous usage stats) are served by keeping the last one seen.
+   */
+  readonly usage: TokenUsage | null;
+  /**
+   * Where the usage-only events are in `text` (OpenAI's `include_usage` trailer, `choices: []`),
+   * as `[start, end)` offsets in pairs, so the gateway can cut them out when the client did not
+   * ask for usage; null when there are none.
+   */
+  readonly usageOnlySpans: readonly number[] | null;
+  /**
+   * Events with a non-empty content, refusal, reasoning or tool-call-arguments delta: about one
+   * token each, the estimate the gateway meters by when an upstream reports no usage. Counted only
+   * in a batch that reports none (0 otherwise): reported usage makes the estimate moot.
+   */
+  readonly outputDeltaEvents: number;
+}
+
+/**
  * A started chat-completion stream.
  *
  * The upstream has answered 2xx by the time this exists: an error before the first event rejects
  * `streamChatCompletion` with a GatewayError instead. Iterating `batches` yields the events in
- * arrival order, in batches: the events that one read of the upstream completed (never an empty
- * batch, never `[DONE]`: the iteration simply ends). Batches rather than single events because an
- * upstream usually delivers several events per read, and each async step through the gateway
- * costs more than the work of an event. A failure after the first event makes the iteration throw
- * a GatewayError, which the gateway turns into an SSE error event. Leaving the iteration (its
- * `return()`), or aborting the call's signal, cancels the upstream request.
+ * arrival order, in batches: the events that one read of the upstream completed. Batches rather
+ * than single events because an upstream usually delivers several events per read, and each
+ * async step through the gateway, or each event looked at on its own, costs more than the work of
+ * forwarding it. A failure after the first event makes the iteration throw a GatewayError, which
+ * the gateway turns into an SSE error event. Leaving the iteration (its `return()`), or aborting
+ * the call's signal, cancels the upstream request.
  *
  * `sseBodyBatches` (a Node Readable body) and `readProviderStream` (any async iterable of bytes)
  * build this from an SSE body.
@@ -86,7 +121,7 @@ export interface ProviderStreamEvent {
 export interface ProviderStream {
   status: number;
   headers: Record<string, string>;
-  batches: AsyncIterable<readonly ProviderStreamEvent[]>;
+  batches: AsyncIterable<ProviderStreamBatch>;
 }
 
 export interface ProviderHealth {

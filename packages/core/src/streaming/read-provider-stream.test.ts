@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../errors/gateway-error.js";
-import type { ProviderStreamEvent } from "../provider/provider.js";
+import type { ProviderStreamBatch, ProviderStreamEvent } from "../provider/provider.js";
+import { expectConsistentBatch } from "../testing/collect-stream-events.js";
 import { readProviderStream } from "./read-provider-stream.js";
 import { createStreamStats, type StreamStats } from "./stream-event-reader.js";
 
@@ -59,19 +60,27 @@ function fakeBody(chunks: Array<Uint8Array | string>, failure?: Error): FakeBody
 async function collect(
   body: AsyncIterable<Uint8Array>,
   options: { signal?: AbortSignal; stats?: StreamStats } = {},
-): Promise<{ events: ProviderStreamEvent[]; stats: StreamStats }> {
+): Promise<{ events: ProviderStreamEvent[]; stats: StreamStats; batches: ProviderStreamBatch[] }> {
   const stats = options.stats ?? createStreamStats();
   const events: ProviderStreamEvent[] = [];
-  for await (const batch of readProviderStream(body, { countOutput: true, ...options, stats })) {
-    expect(batch.length).toBeGreaterThan(0);
-    events.push(...batch);
+  const batches: ProviderStreamBatch[] = [];
+  for await (const batch of readProviderStream(body, { ...options, stats })) {
+    expect(batch.events.length).toBeGreaterThan(0);
+    expectConsistentBatch(batch);
+    events.push(...batch.events);
+    batches.push(batch);
   }
-  return { events, stats };
+  return { events, stats, batches };
+}
+
+/** Output counted as the reader counts it: in the batches that report no usage. */
+function countBeforeUsage(batches: ProviderStreamBatch[], count: (payloads: string[]) => number): number {
+  return batches.filter((batch) => batch.usage === null).reduce((sum, batch) => sum + count(batch.events.map((event) => event.data)), 0);
 }
 
 async function collectError(body: AsyncIterable<Uint8Array>, events: ProviderStreamEvent[] = []): Promise<GatewayError> {
   try {
-    for await (const batch of readProviderStream(body)) events.push(...batch);
+    for await (const batch of readProviderStream(body)) events.push(...batch.events);
   } catch (error) {
     if (GatewayError.is(error)) return error;
     throw error;
@@ -90,16 +99,18 @@ function contentChunk(content: string, usage = "null"): string {
 describe("readProviderStream on recorded upstream streams", () => {
   it("yields every OpenAI event unchanged and in order, with usage on the trailing usage-only chunk", async () => {
     const bytes = readCapture("openai-chat-text-include-usage.txt");
-    const { events, stats } = await collect(fakeBody(chunked(bytes, 512)).body);
+    const { events, stats, batches } = await collect(fakeBody(chunked(bytes, 512)).body);
     const payloads = capturePayloads(bytes);
     expect(events.map((event) => event.data)).toEqual(payloads);
+    // The usage trailer arrives last, so every content chunk but those in its batch is counted.
+    expect(countBeforeUsage(batches, countContentDeltas)).toBeGreaterThan(countContentDeltas(payloads) - 2);
     const last = events.at(-1);
     expect(last?.usage).toEqual({ inputTokens: 16, outputTokens: 300, cachedInputTokens: 0, source: "upstream" });
     expect(last?.usageOnly).toBe(true);
     expect(events.slice(0, -1).every((event) => event.usage === undefined && event.usageOnly === undefined)).toBe(true);
     expect(stats).toEqual({
       events: payloads.length,
-      outputDeltaEvents: countContentDeltas(payloads),
+      outputDeltaEvents: countBeforeUsage(batches, countContentDeltas),
       usage: { inputTokens: 16, outputTokens: 300, cachedInputTokens: 0, source: "upstream" },
       endedBy: "done",
     });
@@ -130,10 +141,11 @@ describe("readProviderStream on recorded upstream streams", () => {
 
   it("counts tool-call argument fragments as output deltas (OpenAI parallel tool calls)", async () => {
     const bytes = readCapture("openai-chat-tool-calls-parallel.txt");
-    const { events, stats } = await collect(fakeBody([bytes]).body);
+    const { events, stats, batches } = await collect(fakeBody(chunked(bytes, 64)).body);
     const payloads = capturePayloads(bytes);
     expect(events.map((event) => event.data)).toEqual(payloads);
-    expect(stats.outputDeltaEvents).toBe(countArgumentDeltas(payloads));
+    expect(stats.outputDeltaEvents).toBe(countBeforeUsage(batches, countArgumentDeltas));
+    expect(stats.outputDeltaEvents).toBeGreaterThan(countArgumentDeltas(payloads) - 2);
     expect(stats.usage).toEqual({ inputTokens: 149, outputTokens: 60, source: "upstream" });
   });
 });
@@ -182,8 +194,10 @@ describe("readProviderStream endings", () => {
 
   it("returns the stats as the generator's value, and fills a stats object handed in", async () => {
     const stats = createStreamStats();
-    const generator = readProviderStream(fakeBody([sse(contentChunk("a"), "[DONE]")]).body, { stats, countOutput: true });
-    expect((await generator.next()).value).toEqual([{ data: contentChunk("a") }]);
+    const generator = readProviderStream(fakeBody([sse(contentChunk("a"), "[DONE]")]).body, { stats });
+    const first = await generator.next();
+    expect(first.done).toBe(false);
+    expect((first.value as ProviderStreamBatch).events).toEqual([{ data: contentChunk("a") }]);
     expect(stats.events).toBe(1);
     const end = await generator.next();
     expect(end).toEqual({ done: true, value: stats });
@@ -207,7 +221,8 @@ describe("readProviderStream usage placement", () => {
     expect(events.map((event) => event.usage?.outputTokens)).toEqual([1, 2, 3, 3]);
     expect(events.map((event) => event.usageOnly)).toEqual([false, false, false, true]);
     expect(stats.usage).toEqual({ inputTokens: 20, outputTokens: 3, source: "upstream" });
-    expect(stats.outputDeltaEvents).toBe(3);
+    // Reported usage makes the estimate moot: a batch that has it is not scanned for output.
+    expect(stats.outputDeltaEvents).toBe(0);
   });
 
   it("finds llama.cpp's usage inside its finish chunk, which is not usage-only", async () => {
@@ -271,8 +286,8 @@ describe("readProviderStream cancellation", () => {
   it("yields the events of one chunk as one batch, and stops reading when the consumer breaks out", async () => {
     const source = fakeBody([sse(contentChunk("a"), contentChunk("b")), sse(contentChunk("c")), sse("[DONE]")]);
     const stats = createStreamStats();
-    for await (const batch of readProviderStream(source.body, { stats, countOutput: true })) {
-      expect(batch.map((event) => event.data)).toEqual([contentChunk("a"), contentChunk("b")]);
+    for await (const batch of readProviderStream(source.body, { stats })) {
+      expect(batch.events.map((event) => event.data)).toEqual([contentChunk("a"), contentChunk("b")]);
       break;
     }
     expect(source.closed).toBe(true);
@@ -283,7 +298,7 @@ describe("readProviderStream cancellation", () => {
   it("yields nothing for a chunk that completes no event", async () => {
     const batches: string[][] = [];
     const halves = [`data: ${contentChunk("a").slice(0, 10)}`, `${contentChunk("a").slice(10)}\n\n`, sse(contentChunk("b"))];
-    for await (const batch of readProviderStream(fakeBody(halves).body)) batches.push(batch.map((event) => event.data));
+    for await (const batch of readProviderStream(fakeBody(halves).body)) batches.push(batch.events.map((event) => event.data));
     expect(batches).toEqual([[contentChunk("a")], [contentChunk("b")]]);
   });
 
@@ -329,7 +344,7 @@ describe("readProviderStream cancellation", () => {
     const events: ProviderStreamEvent[] = [];
     const reading = (async () => {
       for await (const batch of readProviderStream(source.body, { signal: controller.signal })) {
-        events.push(...batch);
+        events.push(...batch.events);
         setTimeout(() => controller.abort(), 5);
       }
     })();
@@ -360,7 +375,7 @@ describe("readProviderStream cancellation", () => {
     const events: ProviderStreamEvent[] = [];
     const error: unknown = await (async () => {
       for await (const batch of readProviderStream(source.body, { signal: controller.signal })) {
-        events.push(...batch);
+        events.push(...batch.events);
         controller.abort();
       }
     })().catch((caught: unknown) => caught);
@@ -383,15 +398,11 @@ describe("readProviderStream cancellation", () => {
   });
 });
 
-describe("readProviderStream not asked to count output", () => {
-  it("does not spend a scan per event counting output, even for a caller that reads the stats", async () => {
-    async function* body() {
-      yield new TextEncoder().encode('data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: [DONE]\n\n');
-    }
-    const generator = readProviderStream(body(), { stats: createStreamStats() });
-    let result = await generator.next();
-    while (!result.done) result = await generator.next();
-    expect(result.value.outputDeltaEvents).toBe(0);
-    expect(result.value.events).toBe(1);
+describe("readProviderStream output counting", () => {
+  it("counts output in the batches that report no usage, and skips the scan in one that does", async () => {
+    const usage = '{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}';
+    const { stats, batches } = await collect(fakeBody([sse(contentChunk("a"), contentChunk("b")), sse(contentChunk("c"), usage, "[DONE]")]).body);
+    expect(batches.map((batch) => batch.outputDeltaEvents)).toEqual([2, 0]);
+    expect(stats).toEqual({ events: 4, outputDeltaEvents: 2, usage: { inputTokens: 5, outputTokens: 3, source: "upstream" }, endedBy: "done" });
   });
 });

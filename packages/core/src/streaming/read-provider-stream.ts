@@ -2,7 +2,7 @@
  * Turns an upstream's chat-completion SSE body into the ProviderStreamEvents the gateway forwards:
  * the one stream reader every OpenAI-compatible adapter shares.
  */
-import type { ProviderStreamEvent } from "../provider/provider.js";
+import type { ProviderStreamBatch } from "../provider/provider.js";
 import { StreamEventReader } from "./stream-event-reader.js";
 import type { StreamStats } from "./stream-event-reader.js";
 import { abortError, readFailure } from "./stream-failures.js";
@@ -15,14 +15,12 @@ export interface ReadProviderStreamOptions {
   signal?: AbortSignal;
   /** Updated as events arrive; the generator also returns it when the stream ends cleanly. */
   stats?: StreamStats;
-  /** Count `outputDeltaEvents` (a substring scan per event). Default false. */
-  countOutput?: boolean;
 }
 
 /**
- * Reads an SSE body and yields its events in batches: the events each chunk of the body completed,
- * in arrival order, each with its payload text unchanged (a chunk that completes none yields
- * nothing). An event that reports usage carries it (and `usageOnly` for a `choices: []` trailer).
+ * Reads an SSE body and yields its events in batches (ProviderStreamBatch): the events each chunk of
+ * the body completed, in arrival order, their text unchanged where the upstream wrote plain
+ * `data:` events (a chunk that completes none yields nothing), with the usage they report.
  * The iteration ends at `[DONE]` (which is not yielded, and the rest of the body is not read) or at
  * the end of the body without one (TGI 1.4).
  *
@@ -47,7 +45,7 @@ export interface ReadProviderStreamOptions {
 export async function* readProviderStream(
   body: AsyncIterable<Uint8Array>,
   options: ReadProviderStreamOptions = {},
-): AsyncGenerator<ProviderStreamEvent[], StreamStats, undefined> {
+): AsyncGenerator<ProviderStreamBatch, StreamStats, undefined> {
   const { signal } = options;
   const reader = new StreamEventReader(options);
   const iterator = body[Symbol.asyncIterator]();
@@ -72,10 +70,10 @@ export async function* readProviderStream(
         throw readFailure(error);
       }
       if (result.done === true) bodyState = "finished";
-      const events = result.done === true ? reader.end() : reader.read(result.value);
+      const batch = result.done === true ? reader.end() : reader.read(result.value);
       // The consumer may have aborted while holding the previous batch.
       if (signal?.aborted) throw abortError(signal);
-      if (events.length > 0) yield events;
+      if (batch !== null) yield batch;
     }
   } finally {
     abortWatch?.dispose();

@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../errors/gateway-error.js";
-import type { ProviderStreamEvent } from "../provider/provider.js";
+import type { ProviderStreamBatch, ProviderStreamEvent } from "../provider/provider.js";
 import { sseBodyBatches } from "./sse-body-batches.js";
 import { createStreamStats } from "./stream-event-reader.js";
 
@@ -37,9 +37,9 @@ function manualBody(highWaterMark = 1024) {
   };
 }
 
-async function collect(batches: AsyncIterable<readonly ProviderStreamEvent[]>): Promise<string[][]> {
+async function collect(batches: AsyncIterable<ProviderStreamBatch>): Promise<string[][]> {
   const out: string[][] = [];
-  for await (const batch of batches) out.push(batch.map((event) => event.data));
+  for await (const batch of batches) out.push(batch.events.map((event) => event.data));
   return out;
 }
 
@@ -61,9 +61,9 @@ describe("sseBodyBatches", () => {
     source.push(`data: ${contentChunk("c").slice(0, 5)}`);
     const iterator = sseBodyBatches(source.body, new AbortController().signal);
     const first = await iterator.next();
-    expect(first.value?.map((event) => event.data)).toEqual([contentChunk("a"), contentChunk("b")]);
+    expect(first.value?.events.map((event) => event.data)).toEqual([contentChunk("a"), contentChunk("b")]);
     source.push(`${contentChunk("c").slice(5)}\n\ndata: [DONE]\n\n`);
-    expect((await iterator.next()).value?.map((event) => event.data)).toEqual([contentChunk("c")]);
+    expect((await iterator.next()).value?.events.map((event) => event.data)).toEqual([contentChunk("c")]);
     expect((await iterator.next()).done).toBe(true);
   });
 
@@ -76,22 +76,29 @@ describe("sseBodyBatches", () => {
     expect(stats.endedBy).toBe("eof");
   });
 
-  it("marks usage and counts output when asked, into the stats handed in", async () => {
+  it("marks usage, and finds it without counting output in the batch that reports it, into the stats handed in", async () => {
     const usage = JSON.stringify({ choices: [], usage: { prompt_tokens: 7, completion_tokens: 2, total_tokens: 9 } });
     const source = manualBody();
     source.push(sse(contentChunk("a"), contentChunk("b"), usage, "[DONE]"));
     const stats = createStreamStats();
     const events: ProviderStreamEvent[] = [];
-    for await (const batch of sseBodyBatches(source.body, new AbortController().signal, { stats, countOutput: true })) events.push(...batch);
+    const batches: ProviderStreamBatch[] = [];
+    for await (const batch of sseBodyBatches(source.body, new AbortController().signal, { stats })) {
+      batches.push(batch);
+      events.push(...batch.events);
+    }
     expect(events.at(-1)).toMatchObject({ usageOnly: true, usage: { inputTokens: 7, outputTokens: 2, source: "upstream" } });
-    expect(stats).toEqual({ events: 3, outputDeltaEvents: 2, usage: { inputTokens: 7, outputTokens: 2, source: "upstream" }, endedBy: "done" });
+    expect(batches).toHaveLength(1);
+    expect(batches[0]!.text).toBe(sse(contentChunk("a"), contentChunk("b"), usage));
+    expect(batches[0]!.usageOnlySpans).toEqual([sse(contentChunk("a"), contentChunk("b")).length, sse(contentChunk("a"), contentChunk("b"), usage).length]);
+    expect(stats).toEqual({ events: 3, outputDeltaEvents: 0, usage: { inputTokens: 7, outputTokens: 2, source: "upstream" }, endedBy: "done" });
   });
 
   it("returns the events before an error event, then throws it, and destroys the body", async () => {
     const source = manualBody();
     source.push(sse(contentChunk("partial"), JSON.stringify({ error: { message: "the model crashed" } }), contentChunk("never")));
     const iterator = sseBodyBatches(source.body, new AbortController().signal);
-    expect((await iterator.next()).value?.map((event) => event.data)).toEqual([contentChunk("partial")]);
+    expect((await iterator.next()).value?.events.map((event) => event.data)).toEqual([contentChunk("partial")]);
     const error: unknown = await iterator.next().catch((caught: unknown) => caught);
     expect(GatewayError.is(error) && error.message).toBe("the model crashed");
     expect(source.body.destroyed).toBe(true);
@@ -143,7 +150,7 @@ describe("sseBodyBatches", () => {
     const midway = manualBody();
     midway.push(sse(contentChunk("a")));
     for await (const batch of sseBodyBatches(midway.body, new AbortController().signal)) {
-      expect(batch).toHaveLength(1);
+      expect(batch.events).toHaveLength(1);
       break;
     }
     expect(midway.body.destroyed).toBe(true);
@@ -177,7 +184,7 @@ describe("sseBodyBatches", () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(source.reads).toBe(readsWhileHeld);
     const next = await iterator.next();
-    expect(next.value?.length).toBe(20);
+    expect(next.value?.events.length).toBe(20);
     await iterator.return();
   });
 });

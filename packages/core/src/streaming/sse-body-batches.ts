@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { ProviderStreamEvent } from "../provider/provider.js";
+import type { ProviderStreamBatch } from "../provider/provider.js";
 import { StreamEventReader } from "./stream-event-reader.js";
 import type { StreamEventReaderOptions } from "./stream-event-reader.js";
 import { abortError, readFailure } from "./stream-failures.js";
@@ -32,8 +32,8 @@ export function sseBodyBatches(body: Readable, signal: AbortSignal, options: Str
 }
 
 /** The batches of one body; `return()` releases it. */
-export interface SseBatchIterator extends AsyncIterableIterator<ProviderStreamEvent[], undefined, undefined> {
-  return(): Promise<IteratorResult<ProviderStreamEvent[], undefined>>;
+export interface SseBatchIterator extends AsyncIterableIterator<ProviderStreamBatch, undefined, undefined> {
+  return(): Promise<IteratorResult<ProviderStreamBatch, undefined>>;
 }
 
 const finished: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
@@ -86,7 +86,7 @@ class SseBodyBatches implements SseBatchIterator {
     return this;
   }
 
-  async next(): Promise<IteratorResult<ProviderStreamEvent[], undefined>> {
+  async next(): Promise<IteratorResult<ProviderStreamBatch, undefined>> {
     const reader = this.#reader;
     for (;;) {
       if (this.#released) return finished;
@@ -104,19 +104,19 @@ class SseBodyBatches implements SseBatchIterator {
       }
       const chunk = this.#body.read() as Uint8Array | string | null;
       if (chunk !== null) {
-        let events: ProviderStreamEvent[];
+        let batch: ProviderStreamBatch | null;
         try {
-          events = reader.read(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+          batch = reader.read(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
         } catch (error) {
           this.#release();
           throw error;
         }
-        if (events.length > 0) return { done: false, value: events };
+        if (batch !== null) return { done: false, value: batch };
         continue;
       }
       if (this.#ended) {
-        const events = reader.end();
-        if (events.length > 0) return { done: false, value: events };
+        const batch = reader.end();
+        if (batch !== null) return { done: false, value: batch };
         continue;
       }
       if (this.#failed) {
@@ -129,7 +129,7 @@ class SseBodyBatches implements SseBatchIterator {
     }
   }
 
-  async return(): Promise<IteratorResult<ProviderStreamEvent[], undefined>> {
+  async return(): Promise<IteratorResult<ProviderStreamBatch, undefined>> {
     this.#release();
     return finished;
   }

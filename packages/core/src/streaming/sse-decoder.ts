@@ -39,9 +39,36 @@ export class SseDecoder {
 
   /** Decodes one chunk of the body and returns the events it completed, in order. */
   decode(chunk: Uint8Array): SseEvent[] {
+    return this.consume(this.decodeText(chunk));
+  }
+
+  /**
+   * The text of one chunk of the body, for a caller that looks at it before `consume` (a
+   * character split across chunks waits for its last byte).
+   */
+  decodeText(chunk: Uint8Array): string {
+    return this.#textDecoder.decode(chunk, { stream: true });
+  }
+
+  /** Consumes text from `decodeText` and returns the events it completed, in order. */
+  consume(text: string): SseEvent[] {
     const events: SseEvent[] = [];
-    this.#consume(this.#textDecoder.decode(chunk, { stream: true }), events);
+    this.#consume(text, events);
     return events;
+  }
+
+  /**
+   * True between events: nothing of an event or a line is pending, so text that starts here can
+   * be read without this decoder (which is how a reader may take a run of plain `data:` events in
+   * one piece, and hand back only what it does not recognise).
+   */
+  get atEventBoundary(): boolean {
+    return this.#partialLine.length === 0 && this.#data === null && this.#eventType === "" && !this.#skipLineFeed;
+  }
+
+  /** True when the text so far ended with a line end (so a line feed next is a blank line). */
+  get atLineStart(): boolean {
+    return this.#partialLine.length === 0;
   }
 
   /**

@@ -53,6 +53,27 @@ export function readUsage(data: string): StreamUsage | null {
 }
 
 /**
+ * Whether any event of a batch's text may be an error event: its `"error"` key, found in one
+ * search of the whole text. Only then are the events looked at one by one (`readStreamError`).
+ */
+export function mayHoldStreamError(text: string): boolean {
+  return indexOfKey(text, errorKey, 0) !== -1;
+}
+
+/**
+ * The index of the next `"usage"` key at or after `from` whose value is an object, or -1: the
+ * events worth parsing for usage, in a batch's text. A regular expression, because V8 runs it
+ * natively: OpenAI's `"usage":null` on every chunk is passed over without a step in script.
+ */
+export function nextUsageObject(text: string, from: number): number {
+  usageObjectKey.lastIndex = from;
+  return usageObjectKey.exec(text)?.index ?? -1;
+}
+
+/** `"usage"` as a key whose value is an object, with the whitespace JSON allows around the colon. */
+const usageObjectKey = /"usage"[ \t\n\r]*:[ \t\n\r]*\{/g;
+
+/**
  * The error an event carries in place of a chunk, as a GatewayError `upstream_error` keeping the
  * upstream's message, or null for an ordinary chunk. Once a stream has started, an upstream can
  * only report a failure this way (openai-python raises on any payload with a top-level `error`).

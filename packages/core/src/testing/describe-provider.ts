@@ -203,7 +203,7 @@ export function describeProvider(name: string, harness: ProviderHarness): void {
       const seen: ProviderStreamEvent[] = [];
       const error = await rejection(
         (async () => {
-          for await (const batch of stream.batches) seen.push(...batch);
+          for await (const batch of stream.batches) seen.push(...batch.events);
         })(),
       );
       expect(seen.length).toBeGreaterThan(0);
@@ -228,7 +228,7 @@ export function describeProvider(name: string, harness: ProviderHarness): void {
       for (let round = 0; round < 3; round++) {
         const stream = await deployment.streamChatCompletion(call(upstream.slowStream(), { stream: true }));
         for await (const batch of stream.batches) {
-          expect(batch[0]?.data.length).toBeGreaterThan(0);
+          expect(batch.events[0]?.data.length).toBeGreaterThan(0);
           break;
         }
         expect(await upstream.lastRequestAbortedWithin(afterAbortMs)).toBe(true);

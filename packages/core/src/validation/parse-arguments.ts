@@ -11,6 +11,15 @@ import { parseInput } from "./parse-input.js";
 
 type CoreSchema = Parameters<typeof parseInput>[0];
 
+/**
+ * Strings each schema has already accepted unchanged, so the ids every request repeats (its user,
+ * key, provider, owner) are checked once, not on every store call: zod costs a few microseconds a
+ * field, and a request makes several such calls. Only a string that the schema returned as it was
+ * is remembered (a string is immutable, so the verdict cannot go stale), and each set is bounded.
+ */
+const acceptedStrings = new WeakMap<CoreSchema, Set<string>>();
+const acceptedStringsLimit = 4_096;
+
 /** Parses one argument or field with a core schema; the 400 names `param` (prefixed to nested fields). */
 export function parseField<Schema extends CoreSchema>(
   schema: Schema,
@@ -18,13 +27,28 @@ export function parseField<Schema extends CoreSchema>(
   param: string,
   what: string,
 ): ReturnType<typeof parseInput<Schema>> {
+  const accepted = typeof value === "string" ? acceptedStrings.get(schema) : undefined;
+  if (accepted?.has(value as string) === true) return value as ReturnType<typeof parseInput<Schema>>;
   try {
-    return parseInput(schema, value, `${what} '${param}'`);
+    const parsed = parseInput(schema, value, `${what} '${param}'`);
+    if (typeof value === "string" && parsed === value) rememberAccepted(schema, accepted, value);
+    return parsed;
   } catch (error) {
     if (!GatewayError.is(error) || error.code !== "invalid_request") throw error;
     const nested = error.param === null ? param : `${param}.${error.param}`;
     throw new GatewayError("invalid_request", error.message, { param: nested, cause: error.cause });
   }
+}
+
+function rememberAccepted(schema: CoreSchema, known: Set<string> | undefined, value: string): void {
+  let accepted = known;
+  if (accepted === undefined) {
+    accepted = new Set();
+    acceptedStrings.set(schema, accepted);
+  }
+  // Forgetting everything at the bound is crude but cheap, and the ids in use come back at once.
+  if (accepted.size >= acceptedStringsLimit) accepted.clear();
+  accepted.add(value);
 }
 
 /**
