@@ -12,7 +12,6 @@ export default defineConfig({
     "sluice-server": "src/sluice-server.ts",
     "profile-summary": "src/profile-summary.ts",
     "focus-cell": "src/focus-cell.ts",
-    "count-instructions": "src/count-instructions.ts",
   },
   format: ["esm"],
   dts: false,

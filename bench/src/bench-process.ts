@@ -50,15 +50,11 @@ export class BenchProcess {
     script: string;
     env?: Record<string, string>;
     execArgv?: readonly string[];
-    /** A program that runs Node, such as valgrind: it gets `wrapperArgs`, then Node's path and flags. */
-    wrapper?: { path: string; args: readonly string[] };
     timeoutMs?: number;
   }): Promise<{ process: BenchProcess; ready: Message }> {
     const path = fileURLToPath(new URL(`./${options.script}.js`, import.meta.url));
-    const nodeFlags = ["--expose-gc", ...(options.execArgv ?? [])];
     const child = fork(path, [], {
-      ...(options.wrapper === undefined ? {} : { execPath: options.wrapper.path }),
-      execArgv: options.wrapper === undefined ? nodeFlags : [...options.wrapper.args, process.execPath, ...nodeFlags],
+      execArgv: ["--expose-gc", ...(options.execArgv ?? [])],
       env: { ...process.env, ...options.env },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
@@ -75,11 +71,6 @@ export class BenchProcess {
       });
     });
     return { process: handle, ready };
-  }
-
-  /** The child's process id (valgrind's, under a wrapper: it runs Node in the same process). */
-  get pid(): number {
-    return this.#child.pid ?? -1;
   }
 
   /** Listens for messages of one `type` sent without an id. */

@@ -7,6 +7,7 @@ import { principalIdSchema, providerNameSchema } from "../provider/provider-reco
 import type { ProviderRecord } from "../provider/provider-record.js";
 import type { Deployment, Provider } from "../provider/provider.js";
 import type { Caller } from "./authenticate.js";
+import { acceptsUnchanged } from "../validation/parse-arguments.js";
 import type { ProviderRegistry } from "./provider-registry.js";
 
 export interface ResolvedModel {
@@ -48,7 +49,7 @@ export async function resolveModel(input: {
   }
   // An owner or provider name no provider could have is answered like any unknown model, not with
   // the catalog's 400 about its lookup arguments.
-  if (!principalIdSchema.safeParse(parsed.owner).success || !providerNameSchema.safeParse(parsed.providerName).success) {
+  if (!acceptsUnchanged(principalIdSchema, parsed.owner) || !acceptsUnchanged(providerNameSchema, parsed.providerName)) {
     throw modelNotFound(modelId);
   }
   const record = await input.catalog.findByName({ owner: parsed.owner, name: parsed.providerName });

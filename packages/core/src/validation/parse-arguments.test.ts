@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { GatewayError } from "../errors/gateway-error.js";
 import { principalIdSchema } from "../provider/provider-record.js";
-import { parseField } from "./parse-arguments.js";
+import { acceptsUnchanged, parseField } from "./parse-arguments.js";
 
 describe("parseField", () => {
   it("accepts a valid id the same way the first time and every time after", () => {
@@ -41,5 +41,15 @@ describe("parseField", () => {
   it("still answers correctly after more distinct values than it remembers", () => {
     for (let index = 0; index < 10_000; index++) expect(parseField(principalIdSchema, `user-${index}`, "userId", "argument")).toBe(`user-${index}`);
     expect(() => parseField(principalIdSchema, "user 1", "userId", "argument")).toThrow(GatewayError);
+  });
+});
+
+describe("acceptsUnchanged", () => {
+  it("says whether the schema takes the string as it is, the same every time", () => {
+    for (let round = 0; round < 2; round++) {
+      expect(acceptsUnchanged(principalIdSchema, "alice")).toBe(true);
+      expect(acceptsUnchanged(principalIdSchema, "al ice")).toBe(false);
+      expect(acceptsUnchanged(z.string().trim(), " padded ")).toBe(false);
+    }
   });
 });

@@ -40,6 +40,16 @@ export function parseField<Schema extends CoreSchema>(
   }
 }
 
+/** Whether a core schema accepts `value` as it is: `safeParse`, remembered for strings like `parseField`. */
+export function acceptsUnchanged(schema: CoreSchema, value: string): boolean {
+  const accepted = acceptedStrings.get(schema);
+  if (accepted?.has(value) === true) return true;
+  const result = schema.safeParse(value);
+  if (!result.success || result.data !== value) return false;
+  rememberAccepted(schema, accepted, value);
+  return true;
+}
+
 function rememberAccepted(schema: CoreSchema, known: Set<string> | undefined, value: string): void {
   let accepted = known;
   if (accepted === undefined) {
