@@ -109,7 +109,7 @@ export class AzureDeployment implements Deployment {
       body: JSON.stringify(body),
       signal: call.signal,
     });
-    const parsed = await this.#target.client.readJsonObject(response.body, call.signal);
+    const { object: parsed, text } = await this.#target.client.readJsonBody(response.body, call.signal);
     if (parsed.error !== undefined && parsed.error !== null && parsed.choices === undefined && parsed.data === undefined) {
       const said = parseAzureErrorBody(JSON.stringify(parsed)).message;
       throw new GatewayError("upstream_error", `Azure OpenAI reported an error: ${said ?? "(no message)"}`);
@@ -119,6 +119,7 @@ export class AzureDeployment implements Deployment {
       headers: relayedHeaders(response.headers, azureRelayedNames),
       body: parsed,
       usage: readResponseUsage(parsed, { outputRequired }),
+      text,
     };
   }
 }

@@ -89,7 +89,7 @@ export class EndpointDeployment implements OpenAICompatDeployment {
       body: JSON.stringify(body),
       signal: call.signal,
     });
-    const parsed = await this.#endpoint.client.readJsonObject(response.body, call.signal);
+    const { object: parsed, text } = await this.#endpoint.client.readJsonBody(response.body, call.signal);
     // Some servers answer 200 with nothing but an error object.
     if (parsed.error !== undefined && parsed.error !== null && parsed.choices === undefined && parsed.data === undefined) {
       const error = readUpstreamErrorObject(parsed);
@@ -100,6 +100,7 @@ export class EndpointDeployment implements OpenAICompatDeployment {
       headers: relayedHeaders(response.headers),
       body: parsed,
       usage: readResponseUsage(parsed, { outputRequired }),
+      text,
     };
   }
 

@@ -21,8 +21,8 @@ export async function readBounded(body: Readable, limit: number): Promise<string
   return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
 }
 
-/** A whole JSON-object body: 502 when it is not one, "cancelled" on an abort. */
-export async function readJsonObject(body: Readable, signal: AbortSignal, limit: number): Promise<Record<string, unknown>> {
+/** A whole JSON-object body, parsed, and its text as it arrived: 502 when it is not one, "cancelled" on an abort. */
+export async function readJsonBody(body: Readable, signal: AbortSignal, limit: number): Promise<{ object: Record<string, unknown>; text: string }> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -38,14 +38,15 @@ export async function readJsonObject(body: Readable, signal: AbortSignal, limit:
       cause: error,
     });
   }
+  const text = Buffer.concat(chunks, size).toString("utf8");
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.concat(chunks, size).toString("utf8"));
+    parsed = JSON.parse(text);
   } catch (error) {
     throw new GatewayError("upstream_error", "The model server answered with a body that is not JSON.", { cause: error });
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new GatewayError("upstream_error", "The model server answered with JSON that is not an object.");
   }
-  return parsed as Record<string, unknown>;
+  return { object: parsed as Record<string, unknown>, text };
 }

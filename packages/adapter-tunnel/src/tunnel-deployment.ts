@@ -1,6 +1,6 @@
 import { GatewayError, readResponseUsage, relayedHeaders, sseBodyBatches } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream } from "@sluice/core";
-import { readBounded, readJsonObject } from "./tunnel-body.js";
+import { readBounded, readJsonBody } from "./tunnel-body.js";
 import { headerText, parseErrorBody, readErrorObject } from "./tunnel-errors.js";
 import type { TunnelLink } from "./tunnel-link.js";
 
@@ -59,7 +59,7 @@ export class TunnelDeployment implements Deployment {
       body: JSON.stringify(body),
       signal: call.signal,
     });
-    const parsed = await readJsonObject(response.body, call.signal, jsonBodyLimit);
+    const { object: parsed, text } = await readJsonBody(response.body, call.signal, jsonBodyLimit);
     // Some servers answer 200 with nothing but an error object.
     if (parsed.error !== undefined && parsed.error !== null && parsed.choices === undefined && parsed.data === undefined) {
       const said = readErrorObject(parsed).message;
@@ -70,6 +70,7 @@ export class TunnelDeployment implements Deployment {
       headers: relayedHeaders(response.headers),
       body: parsed,
       usage: readResponseUsage(parsed, { outputRequired }),
+      text,
     };
   }
 

@@ -1,3 +1,4 @@
+import { answerText } from "./answer-text.js";
 import type { ProviderResponse } from "../provider/provider.js";
 import { countTextTokens } from "../streaming/count-tokens.js";
 import type { Caller } from "./authenticate.js";
@@ -44,7 +45,7 @@ export async function handleEmbeddings(input: {
       kind: "json",
       status: 200,
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ ...result.body, model: resolved.modelId }),
+      body: answerText(result, resolved.modelId),
     };
   } catch (error) {
     await meter.settle(countInput);

@@ -5,6 +5,7 @@ import type { Caller } from "./authenticate.js";
 import type { GatewayContext } from "./gateway-context.js";
 import type { GatewayReply, StreamReply } from "./gateway-request.js";
 import type { RequestMeter } from "./request-meter.js";
+import { answerText } from "./answer-text.js";
 import { modelRewriter } from "./model-rewriter.js";
 import { reserveBudget } from "./reserve-budget.js";
 import type { ChatCompletionRequest, CompletionRequest } from "./request-schemas.js";
@@ -147,13 +148,12 @@ async function completeGeneration(generation: Generation, meter: RequestMeter, c
       source: "counted",
     };
     await meter.settle(countInput);
-    const body = { ...result.body, model: resolved.modelId };
     generation.onEnd({ status: 200, errorCode: null, outcome: "completed" });
     return {
       kind: "json",
       status: 200,
       headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
+      body: answerText(result, resolved.modelId),
     };
   } finally {
     control.dispose();

@@ -45,6 +45,13 @@ export interface ProviderResponse {
   body: Record<string, unknown>;
   /** The usage the upstream reported, or null when it reported none. */
   usage: TokenUsage | null;
+  /**
+   * The body's text exactly as the upstream sent it, when `body` is its parse, unchanged. The
+   * gateway then answers with this text, the model renamed in place, instead of serializing
+   * `body` again (a saving that grows with the answer: an embeddings list is mostly numbers). Leave
+   * it out when the adapter changed anything in `body`.
+   */
+  text?: string;
 }
 
 /**

@@ -151,6 +151,8 @@ export function describeProvider(name: string, harness: ProviderHarness): void {
       const choices = response.body.choices as Array<{ message: { content: unknown } }>;
       expect(choices[0]?.message.content).toBe(completion.content);
       expect(response.usage).toMatchObject({ ...completion.usage, source: "upstream" });
+      // The text the gateway may answer with instead of the body must be that very body.
+      if (response.text !== undefined) expect(JSON.parse(response.text)).toEqual(response.body);
       for (const [header, value] of Object.entries(response.headers)) {
         expect(header).toBe(header.toLowerCase());
         expect(typeof value).toBe("string");

@@ -72,8 +72,12 @@ export class UndiciUpstreamClient {
     throw this.#options.statusError({ status: response.statusCode, headers: response.headers, text });
   }
 
-  /** Reads a whole JSON object body; 502 when it is not one, the transport error on an abort. */
-  async readJsonObject(body: UpstreamBody, signal: AbortSignal): Promise<Record<string, unknown>> {
+  /**
+   * Reads a whole JSON object body: parsed, and its text as it arrived, so an answer passed on
+   * unchanged can be written from the upstream's own text instead of serialized again. 502 when
+   * it is not an object, the transport error on an abort.
+   */
+  async readJsonBody(body: UpstreamBody, signal: AbortSignal): Promise<{ object: Record<string, unknown>; text: string }> {
     const name = this.#options.upstreamName;
     const sentenceStart = name.charAt(0).toUpperCase() + name.slice(1);
     let text: string;
@@ -94,7 +98,7 @@ export class UndiciUpstreamClient {
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
       throw new GatewayError("upstream_error", `${sentenceStart} answered with JSON that is not an object.`);
     }
-    return parsed as Record<string, unknown>;
+    return { object: parsed as Record<string, unknown>, text };
   }
 
   /** Closes every pool once in-flight requests have finished. Idempotent. */
