@@ -295,27 +295,33 @@ async function* relay(state: Relay): AsyncGenerator<string, void, undefined> {
   let outcome = "completed";
   let errorCode: string | null = null;
   // Set once the upstream's events have ended by themselves: nothing then runs upstream that
-  // needs cancelling (the adapter has already released the body).
+  // needs cancelling (the adapter releases the body without cutting the connection).
   let upstreamEnded = first.done === true;
   try {
+    // The last batch goes out with the stream's end, in one write.
+    let last = "";
     if (first.done !== true) {
-      meter.observe(first.value);
-      const text = frameBatch(state, first.value);
-      if (text !== "") yield text;
+      let batch = first.value;
       for (;;) {
+        meter.observe(batch);
+        const text = frameBatch(state, batch);
+        if (batch.ended === true) {
+          upstreamEnded = true;
+          last = text;
+          break;
+        }
+        if (text !== "") yield text;
         const next = await iterator.next();
         if (next.done === true) {
           upstreamEnded = true;
           break;
         }
         idle.refresh();
-        meter.observe(next.value);
-        const out = frameBatch(state, next.value);
-        if (out !== "") yield out;
+        batch = next.value;
       }
     }
-    if (state.clientWantsUsage && meter.usage === null) yield await usageChunk(meter, state.countInput, state.requestId, state.modelId);
-    yield "data: [DONE]\n\n";
+    if (state.clientWantsUsage && meter.usage === null) last += await usageChunk(meter, state.countInput, state.requestId, state.modelId);
+    yield `${last}data: [DONE]\n\n`;
   } catch (thrown) {
     if (control.reason() === "client-disconnect") {
       outcome = "client-disconnect";

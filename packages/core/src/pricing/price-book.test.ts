@@ -24,6 +24,33 @@ describe("costOf", () => {
     expect(costOf(price, { inputTokens: 10, cachedInputTokens: 50, outputTokens: 0 })).toBe(0);
   });
 
+  it("agrees with exact integer arithmetic on every size, on both sides of 2^53", () => {
+    const exact = (price: { input: number; output: number; cachedInput?: number }, usage: { inputTokens: number; outputTokens: number; cachedInputTokens: number }) => {
+      const cached = BigInt(Math.min(usage.cachedInputTokens, usage.inputTokens));
+      const numerator =
+        (BigInt(usage.inputTokens) - cached) * BigInt(price.input) + cached * BigInt(price.cachedInput ?? price.input) + BigInt(usage.outputTokens) * BigInt(price.output);
+      return Number((numerator + 999_999n) / 1_000_000n);
+    };
+    let seed = 11;
+    const random = (limit: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return Math.floor((seed / 2 ** 31) * limit);
+    };
+    const scales = [10, 1_000, 1_000_000, 1_000_000_000, 90_000_000_000];
+    for (let index = 0; index < 20_000; index++) {
+      const price = { input: random(scales[random(5)]!), output: random(scales[random(5)]!), cachedInput: random(scales[random(5)]!) };
+      const usage = { inputTokens: random(scales[random(4)]!), outputTokens: random(scales[random(4)]!), cachedInputTokens: random(scales[random(4)]!) };
+      const expected = exact(price, usage);
+      if (expected > Number.MAX_SAFE_INTEGER) continue;
+      expect(costOf(price, usage), JSON.stringify({ price, usage })).toBe(expected);
+    }
+    // Sums right at a micro-dollar boundary, where a rounded division would tip either way.
+    for (const tokens of [999_999, 1_000_000, 1_000_001, 8_999_999_999, 9_000_000_000, 9_000_000_001]) {
+      expect(costOf({ input: 1_000_000, output: 0 }, { inputTokens: tokens, outputTokens: 0 })).toBe(tokens);
+      expect(costOf({ input: 999_999, output: 1 }, { inputTokens: tokens, outputTokens: tokens })).toBe(tokens);
+    }
+  });
+
   it("stays exact past 2^53 intermediate products", () => {
     const cost = costOf({ input: 9_000_000_000, output: 0 }, { inputTokens: 1_000_000_000, outputTokens: 0 });
     expect(cost).toBe(9_000_000_000_000);

@@ -53,11 +53,24 @@ export function createPriceBook(options: { prices?: readonly PriceEntry[]; fallb
 
 /**
  * The cost of some tokens, rounded up to the next micro-dollar so that rounding never favours
- * the spender. BigInt keeps the product exact far past 2^53.
+ * the spender. Every request prices twice (its worst case, then its usage), so the usual sizes
+ * are done in doubles, which are exact while the sum of products stays within 2^53; beyond, BigInt
+ * keeps the product exact.
  */
 export function costOf(price: ModelPrice, usage: { inputTokens: number; outputTokens: number; cachedInputTokens?: number }): MicroDollars {
   const cached = Math.min(usage.cachedInputTokens ?? 0, usage.inputTokens);
   const fresh = usage.inputTokens - cached;
+  // Counts and prices are non-negative integers, so each product is at most the sum: if the sum
+  // is a safe integer, every product was computed exactly.
+  const sum = fresh * price.input + cached * (price.cachedInput ?? price.input) + usage.outputTokens * price.output;
+  if (sum <= Number.MAX_SAFE_INTEGER) {
+    const whole = Math.floor(sum / 1_000_000);
+    // The division is rounded; the remainder, computed exactly, says which way.
+    const remainder = sum - whole * 1_000_000;
+    if (remainder < 0) return whole;
+    if (remainder >= 1_000_000) return remainder === 1_000_000 ? whole + 1 : whole + 2;
+    return remainder > 0 ? whole + 1 : whole;
+  }
   const numerator =
     BigInt(fresh) * BigInt(price.input) +
     BigInt(cached) * BigInt(price.cachedInput ?? price.input) +

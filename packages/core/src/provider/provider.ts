@@ -108,6 +108,12 @@ export interface ProviderStreamBatch {
    * in a batch that reports none (0 otherwise): reported usage makes the estimate moot.
    */
   readonly outputDeltaEvents: number;
+  /**
+   * True when the stream ended with this batch (`[DONE]`, or the end of the body): the iteration
+   * yields nothing more, so the gateway finishes the client's stream without waiting on it.
+   * Optional: a stream that cannot tell leaves it out, and its iteration simply ends.
+   */
+  readonly ended?: boolean;
 }
 
 /**

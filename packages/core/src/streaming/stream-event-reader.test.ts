@@ -126,6 +126,21 @@ describe("StreamEventReader batches", () => {
     expect(reader.stats.endedBy).toBe("done");
   });
 
+  it("marks the batch the stream ends with: at [DONE], or at the end of a body without it", () => {
+    const reader = new StreamEventReader();
+    expect(reader.read(encoder.encode(`data: ${chunk("a")}\n\n`))?.ended).toBe(false);
+    expect(reader.read(encoder.encode(`data: ${chunk("b")}\n\ndata: [DONE]\n\n`))?.ended).toBe(true);
+
+    const tgi = new StreamEventReader();
+    expect(tgi.read(encoder.encode(`data:${chunk("a")}\n\ndata:${chunk("b")}`))?.ended).toBe(false);
+    expect(tgi.end()?.ended).toBe(true);
+
+    // A batch cut short by an error event is not the end: the error is still to come.
+    const failing = new StreamEventReader();
+    expect(failing.read(encoder.encode(`data: ${chunk("a")}\n\ndata: {"error":{"message":"x"}}\n\ndata: [DONE]\n\n`))?.ended).toBe(false);
+    expect(failing.failure?.message).toBe("x");
+  });
+
   it("reports the last usage and where the usage-only events are, parsing only those with a usage object", () => {
     const usage = (tokens: number, choices = "[]") => `{"choices":${choices},"usage":{"prompt_tokens":4,"completion_tokens":${tokens},"total_tokens":${4 + tokens}}}`;
     const events = [`{"choices":[{"delta":{"content":"a"}}],"usage":null}`, usage(1, '[{"delta":{"content":"b"}}]'), usage(2)];

@@ -97,7 +97,8 @@ export class StreamEventReader {
   /** The body ended: the event it may still hold (TGI 1.4 ends without a blank line or `[DONE]`). */
   end(): ProviderStreamBatch | null {
     if (this.finished) return null;
-    const batch = this.#classify(frameEvents(this.#decoder.flush(), { text: "", events: 0, done: false }));
+    // The end of the body ends the stream as [DONE] would, though it is recorded as `eof`.
+    const batch = this.#classify(frameEvents(this.#decoder.flush(), { text: "", events: 0, done: false }), true);
     this.stats.endedBy ??= "eof";
     return batch;
   }
@@ -148,7 +149,7 @@ export class StreamEventReader {
     return frameEvents(decoder.consume(runEnd === 0 ? decoded : decoded.slice(runEnd)), framed);
   }
 
-  #classify(framed: Framed): ProviderStreamBatch | null {
+  #classify(framed: Framed, atEnd = false): ProviderStreamBatch | null {
     const stats = this.stats;
     if (framed.events === 0) {
       if (framed.done) stats.endedBy = "done";
@@ -179,7 +180,7 @@ export class StreamEventReader {
     }
     stats.events += events;
     stats.outputDeltaEvents += outputDeltaEvents;
-    return new SseBatch(text, usage.usage, usage.usageOnlySpans, outputDeltaEvents);
+    return new SseBatch(text, usage.usage, usage.usageOnlySpans, outputDeltaEvents, framed.done || (atEnd && this.failure === null));
   }
 
   /**
@@ -255,6 +256,7 @@ class SseBatch implements ProviderStreamBatch {
     readonly usage: TokenUsage | null,
     readonly usageOnlySpans: readonly number[] | null,
     readonly outputDeltaEvents: number,
+    readonly ended: boolean,
   ) {}
 
   get events(): readonly ProviderStreamEvent[] {
