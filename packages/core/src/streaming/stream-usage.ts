@@ -1,10 +1,11 @@
 /**
- * Cheap probes of one chat-completion stream payload: the usage it reports, the error it carries,
- * and whether it holds generated output.
+ * Cheap probes of chat-completion stream payloads: the usage they report, the errors they carry,
+ * and whether they hold generated output.
  *
- * Each runs on every event of every stream, so each first looks for a key with `indexOf` and
- * parses JSON only when the payload can hold what it looks for. A gateway forwards the upstream's
- * bytes; parsing every chunk would cost more than the rest of the gateway (STYLE.md §3).
+ * They sit on every stream, so each first looks for a key by substring search (`mayHoldStreamError`
+ * and `nextUsageObject` search a whole batch's text at once) and parses JSON only when a payload can
+ * hold what it looks for. A gateway forwards the upstream's bytes; parsing every chunk would cost
+ * more than the rest of the gateway (STYLE.md §3).
  */
 import { GatewayError } from "../errors/gateway-error.js";
 import type { TokenUsage } from "../provider/provider.js";
