@@ -290,6 +290,30 @@ describe("SseDecoder text decoding", () => {
     expect(dataOf(decodeChunks(["data: \uFEFFa\n\n"]))).toEqual(["\uFEFFa"]);
   });
 
+  it("keeps a U+FEFF that opens a later chunk, after chunks of plain ASCII", () => {
+    expect(dataOf(decodeChunks(["data: a", bytesOf([0xef, 0xbb, 0xbf], "b\n\n")]))).toEqual(["a\uFEFFb"]);
+    // As content, a BOM opening a line makes its field "\uFEFFdata", which WHATWG ignores.
+    expect(dataOf(decodeChunks(["data: a\n\n", bytesOf([0xef, 0xbb, 0xbf], "data: b\n\n")]))).toEqual(["a"]);
+    expect(dataOf(decodeChunks([bytesOf("data: a\n\n", [0xef, 0xbb, 0xbf], "data: b\n\n")]))).toEqual(["a"]);
+  });
+
+  it("decodes a character split across chunks that follow chunks of plain ASCII", () => {
+    const bytes = encoder.encode(`data: {"content":"${fox}"}\n\n`);
+    const at = bytes.indexOf(0xf0);
+    expect(dataOf(decodeChunks([bytes.subarray(0, 4), bytes.subarray(4, at + 2), bytes.subarray(at + 2)]))).toEqual([`{"content":"${fox}"}`]);
+  });
+
+  it("starts each stream afresh after flush: a BOM opening the next one is dropped again", () => {
+    const decoder = new SseDecoder();
+    expect(dataOf(decoder.decode(encoder.encode("data: \u00e9\n\n")))).toEqual(["\u00e9"]);
+    expect(decoder.flush()).toEqual([]);
+    expect(dataOf(decoder.decode(bytesOf([0xef, 0xbb, 0xbf], "data: a\n\n")))).toEqual(["a"]);
+    expect(decoder.flush()).toEqual([]);
+    expect(dataOf(decoder.decode(encoder.encode("data: a\n\n")))).toEqual(["a"]);
+    // Mid-stream the BOM is content: the line's field is "\uFEFFdata", which WHATWG ignores.
+    expect(decoder.decode(bytesOf([0xef, 0xbb, 0xbf], "data: b\n\n"))).toEqual([]);
+  });
+
   it("replaces invalid UTF-8 with U+FFFD rather than failing", () => {
     expect(dataOf(decodeChunks([bytesOf("data: a", [0xff], "b\n\n")]))).toEqual(["a\uFFFDb"]);
   });
