@@ -10,7 +10,7 @@
  * - a missing deployment: 404 `code: "DeploymentNotFound"`;
  * - a refused key or token: 401 `code: "401"` (403 without the data-plane role).
  */
-import { GatewayError } from "@sluice/core";
+import { GatewayError, upstreamFailure } from "@sluice/core";
 
 export interface AzureErrorBody {
   message: string | null;
@@ -55,16 +55,6 @@ function innerDetails(body: AzureErrorBody): Record<string, unknown> | undefined
   const details: Record<string, unknown> = {};
   for (const key of ["innererror", "inner_error"]) if (body.extra[key] !== undefined) details[key] = body.extra[key];
   return Object.keys(details).length === 0 ? undefined : details;
-}
-
-function retryHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of ["retry-after-ms", "retry-after"] as const) {
-    const value = headers[name];
-    const text = Array.isArray(value) ? value[0] : value;
-    if (text !== undefined && text !== "") out[name] = text;
-  }
-  return out;
 }
 
 /**
@@ -122,21 +112,7 @@ export function azureStatusError(input: {
       `Azure OpenAI rejected this provider's credentials (HTTP ${status}). The provider's owner should check its API key, or its identity's data-plane role (Cognitive Services OpenAI User).`,
     );
   }
-  if (status === 429) {
-    return new GatewayError("rate_limit_exceeded", relayed, {
-      wireCode: body.code ?? "rate_limit_exceeded",
-      headers: retryHeaders(input.headers),
-    });
-  }
-  if (status === 503) {
-    return new GatewayError("provider_unavailable", `Azure OpenAI is unavailable (HTTP 503): ${relayed}`, {
-      headers: retryHeaders(input.headers),
-    });
-  }
-  if (status === 408 || status === 504) {
-    return new GatewayError("upstream_timeout", `Azure OpenAI timed out (HTTP ${status}): ${relayed}`);
-  }
-  return new GatewayError("upstream_error", `Azure OpenAI failed (HTTP ${status}): ${relayed}`);
+  return upstreamFailure({ status, headers: input.headers, message: relayed, code: body.code, upstream: "Azure OpenAI" });
 }
 
 /** The error for an abort of the call's signal: the gateway decides what it means. */

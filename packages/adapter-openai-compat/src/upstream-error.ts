@@ -8,7 +8,7 @@
  * - TGI: `{"error":"<message>","error_type":"validation"}`; the HF router: `{"error":"<message>"}`
  * - TGI's axum rejections: `text/plain`; FastAPI defaults: `{"detail":...}`; proxies: HTML or nothing
  */
-import { GatewayError } from "@sluice/core";
+import { GatewayError, upstreamFailure } from "@sluice/core";
 import type { GatewayErrorCode } from "@sluice/core";
 
 /** What an upstream's error body says, read loosely. */
@@ -79,17 +79,6 @@ function detailMessage(detail: unknown): string | null {
   return parts.length === 0 ? null : clip(parts.join("; "));
 }
 
-/** The headers a retry or a client needs from an upstream's 429 or 503. */
-function retryHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of ["retry-after-ms", "retry-after"] as const) {
-    const value = headers[name];
-    const text = Array.isArray(value) ? value[0] : value;
-    if (text !== undefined && text !== "") out[name] = text;
-  }
-  return out;
-}
-
 /**
  * The GatewayError for an upstream's non-2xx answer.
  *
@@ -126,21 +115,7 @@ export function upstreamStatusError(input: {
       { retryable: false },
     );
   }
-  if (status === 429) {
-    return new GatewayError("rate_limit_exceeded", relayed, {
-      wireCode: body.code ?? "rate_limit_exceeded",
-      headers: retryHeaders(input.headers),
-    });
-  }
-  if (status === 503) {
-    return new GatewayError("provider_unavailable", `The upstream is unavailable (HTTP 503): ${relayed}`, {
-      headers: retryHeaders(input.headers),
-    });
-  }
-  if (status === 408 || status === 504) {
-    return new GatewayError("upstream_timeout", `The upstream timed out (HTTP ${status}): ${relayed}`);
-  }
-  return new GatewayError("upstream_error", `The upstream failed (HTTP ${status}): ${relayed}`);
+  return upstreamFailure({ status, headers: input.headers, message: relayed, code: body.code, upstream: "The upstream" });
 }
 
 /** The message used when an abort of the call's signal ends a request: the gateway decides what it means. */

@@ -5,7 +5,7 @@
  * `{"error":{"message",...}}`, vLLM's flat `{"object":"error","message"}`, TGI's
  * `{"error":"...","error_type"}`, FastAPI's `{"detail"}`, or plain text.
  */
-import { GatewayError } from "@sluice/core";
+import { GatewayError, upstreamFailure } from "@sluice/core";
 import type { GatewayErrorCode } from "@sluice/core";
 
 export interface ErrorBody {
@@ -92,23 +92,7 @@ export function statusError(input: { status: number; headers: Record<string, str
       `The model server in the session refused the tunnel's request (HTTP ${status}). Start the tunnel agent with the server's API key (--target-api-key-env).`,
     );
   }
-  if (status === 429) {
-    return new GatewayError("rate_limit_exceeded", relayed, { wireCode: body.code ?? "rate_limit_exceeded", headers: retryHeaders(input.headers) });
-  }
-  if (status === 503) {
-    return new GatewayError("provider_unavailable", `The model server is unavailable (HTTP 503): ${relayed}`, { headers: retryHeaders(input.headers) });
-  }
-  if (status === 408 || status === 504) return new GatewayError("upstream_timeout", `The model server timed out (HTTP ${status}): ${relayed}`);
-  return new GatewayError("upstream_error", `The model server failed (HTTP ${status}): ${relayed}`);
-}
-
-function retryHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of ["retry-after-ms", "retry-after"] as const) {
-    const value = headerText(headers, name);
-    if (value !== "") out[name] = value;
-  }
-  return out;
+  return upstreamFailure({ status, headers: input.headers, message: relayed, code: body.code, upstream: "The model server" });
 }
 
 export function headerText(headers: Record<string, string | string[] | undefined>, name: string): string {

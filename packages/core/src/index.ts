@@ -81,4 +81,5 @@ export { createManagementKoaMiddleware } from "./management/management-koa-middl
 export * from "./validation/parse-arguments.js";
 export * from "./streaming/sse-body-batches.js";
 export * from "./upstream/undici-upstream-client.js";
+export * from "./upstream/upstream-failure.js";
 export * from "./provider/provider-patch.js";
