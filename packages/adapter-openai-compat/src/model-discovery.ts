@@ -1,4 +1,4 @@
-import { GatewayError, readBounded } from "@sluice/core";
+import { GatewayError, parseModelList, readBounded } from "@sluice/core";
 import type { Clock, ProviderModel } from "@sluice/core";
 import type { Endpoint } from "./endpoint-deployment.js";
 import { cancelledError } from "./upstream-error.js";
@@ -92,31 +92,7 @@ export async function fetchModels(endpoint: Endpoint, signal: AbortSignal): Prom
   });
   const text = await readBounded(response.body, modelsBodyLimit);
   if (signal.aborted) throw cancelledError(signal.reason);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new GatewayError("upstream_error", "The upstream's model list is not JSON.", { cause: error });
-  }
-  if (typeof parsed !== "object" || parsed === null) {
-    throw new GatewayError("upstream_error", "The upstream's model list is not a JSON object.");
-  }
-  const data = (parsed as Record<string, unknown>).data;
-  if (data === undefined || data === null) return [];
-  if (!Array.isArray(data)) throw new GatewayError("upstream_error", "The upstream's model list has no `data` array.");
-  const models: ProviderModel[] = [];
-  const seen = new Set<string>();
-  for (const row of data) {
-    if (typeof row !== "object" || row === null) continue;
-    const { id, created, owned_by: ownedBy } = row as Record<string, unknown>;
-    if (typeof id !== "string" || id === "" || seen.has(id)) continue;
-    seen.add(id);
-    const model: ProviderModel = { id };
-    if (typeof created === "number" && Number.isFinite(created) && created > 0) model.created = created;
-    if (typeof ownedBy === "string" && ownedBy !== "") model.ownedBy = ownedBy;
-    models.push(model);
-  }
-  return models;
+  return parseModelList(text, "The upstream's");
 }
 
 /** The shared promise, or the caller's abort, whichever comes first. */

@@ -19,6 +19,7 @@ export * from "./stores.js";
 export * from "./streaming/sse-decoder.js";
 export * from "./streaming/stream-usage.js";
 export * from "./provider/response-usage.js";
+export * from "./provider/model-list.js";
 export * from "./streaming/stream-event-reader.js";
 export * from "./streaming/read-provider-stream.js";
 export * from "./streaming/count-tokens.js";
