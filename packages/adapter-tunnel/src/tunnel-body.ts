@@ -2,25 +2,6 @@ import type { Readable } from "node:stream";
 import { GatewayError } from "@sluice/core";
 import { cancelledError } from "./tunnel-errors.js";
 
-/**
- * Up to `limit` bytes of a body as text; whatever arrived when it fails. Leaving early destroys
- * the body, which cancels the rest of the exchange.
- */
-export async function readBounded(body: Readable, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size >= limit) break;
-    }
-  } catch {
-    // The status already says what happened; a body cut short only loses detail.
-  }
-  return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
-}
-
 /** A whole JSON-object body, parsed, and its text as it arrived: 502 when it is not one, "cancelled" on an abort. */
 export async function readJsonBody(body: Readable, signal: AbortSignal, limit: number): Promise<{ object: Record<string, unknown>; text: string }> {
   const chunks: Buffer[] = [];

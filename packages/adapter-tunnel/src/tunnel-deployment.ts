@@ -1,6 +1,6 @@
-import { GatewayError, readResponseUsage, relayedHeaders, sseBodyBatches } from "@sluice/core";
+import { GatewayError, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream } from "@sluice/core";
-import { readBounded, readJsonBody } from "./tunnel-body.js";
+import { readJsonBody } from "./tunnel-body.js";
 import { headerText, parseErrorBody, readErrorObject } from "./tunnel-errors.js";
 import type { TunnelLink } from "./tunnel-link.js";
 

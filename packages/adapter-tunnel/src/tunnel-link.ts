@@ -1,5 +1,5 @@
+import { readBounded } from "@sluice/core";
 import type { ProviderRecord } from "@sluice/core";
-import { readBounded } from "./tunnel-body.js";
 import type { TunnelDirectory, TunnelRequest, TunnelResponse } from "./tunnel-directory.js";
 import { headerText, parseErrorBody, statusError, transitError, tunnelStopped } from "./tunnel-errors.js";
 

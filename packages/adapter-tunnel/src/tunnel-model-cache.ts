@@ -1,6 +1,5 @@
-import { GatewayError, parseModelList } from "@sluice/core";
+import { GatewayError, parseModelList, readBounded } from "@sluice/core";
 import type { Clock, ProviderModel } from "@sluice/core";
-import { readBounded } from "./tunnel-body.js";
 import { cancelledError } from "./tunnel-errors.js";
 import type { TunnelLink } from "./tunnel-link.js";
 

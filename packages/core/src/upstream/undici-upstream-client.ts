@@ -127,13 +127,14 @@ export class UndiciUpstreamClient {
 
 /**
  * Up to `limit` bytes of a body as text; whatever arrived when the body fails. Leaving early
- * destroys the body, so an oversized answer closes its connection rather than being read whole.
+ * destroys the body (an undici body, a Node Readable, an HTTP/2 stream), so an oversized answer
+ * closes its connection or stream rather than being read whole.
  */
-export async function readBounded(body: UpstreamBody, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
+export async function readBounded(body: AsyncIterable<Uint8Array>, limit: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
   let size = 0;
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+    for await (const chunk of body) {
       chunks.push(chunk);
       size += chunk.length;
       if (size >= limit) break;
