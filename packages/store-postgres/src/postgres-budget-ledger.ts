@@ -35,7 +35,7 @@ import type {
 } from "@sluice/core";
 import type pg from "pg";
 import { readInteger, readNullableInteger } from "./database-values.js";
-import { isUniqueViolation } from "./postgres-errors.js";
+import { isUniqueViolation, refusingNulText } from "./postgres-errors.js";
 import type { Queryable } from "./with-transaction.js";
 import { withTransaction } from "./with-transaction.js";
 
@@ -167,7 +167,7 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
     return balance ?? null;
   }
 
-  return {
+  return refusingNulText({
     async createAllocation(input) {
       const parsed = parseInput(createAllocationInputSchema, input, "allocation");
       const id = parsed.id ?? createId("alc");
@@ -498,7 +498,7 @@ export function createPostgresBudgetLedger(options: PostgresBudgetLedgerOptions)
       }));
       return { from: parsed.from, to: parsed.to, totals: toTotals(totals!), groups };
     },
-  };
+  });
 }
 
 /**

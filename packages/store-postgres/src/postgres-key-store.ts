@@ -25,7 +25,7 @@ import type { CacheInvalidation } from "./cache-invalidation.js";
 import { readInteger, readNullableInteger } from "./database-values.js";
 import { resolveCacheOptions } from "./postgres-cache-options.js";
 import type { PostgresCacheOptions } from "./postgres-cache-options.js";
-import { isUniqueViolation } from "./postgres-errors.js";
+import { isUniqueViolation, refusingNulText } from "./postgres-errors.js";
 import { createTaggedCache } from "./tagged-cache.js";
 import { withTransaction } from "./with-transaction.js";
 
@@ -166,7 +166,7 @@ export function createKeyStoreOn(
     return row === undefined ? null : { key: toKey(row), secretHash: row.secret_hash };
   }
 
-  return {
+  return refusingNulText({
     async create(input: CreateKeyInput) {
       const parsed = parseInput(createKeyInputSchema, input, "key");
       const now = clock.now();
@@ -320,7 +320,7 @@ export function createKeyStoreOn(
     },
 
     flushUses,
-  };
+  });
 }
 
 function keyTag(keyId: string): string {

@@ -33,7 +33,7 @@ import type { CacheInvalidation } from "./cache-invalidation.js";
 import { readInteger } from "./database-values.js";
 import { resolveCacheOptions } from "./postgres-cache-options.js";
 import type { PostgresCacheOptions } from "./postgres-cache-options.js";
-import { isForeignKeyViolation } from "./postgres-errors.js";
+import { isForeignKeyViolation, refusingNulText } from "./postgres-errors.js";
 import { createTaggedCache } from "./tagged-cache.js";
 import type { Queryable } from "./with-transaction.js";
 import { withTransaction } from "./with-transaction.js";
@@ -172,7 +172,7 @@ export function createPermissionStoreOn(
     return { actor, provider, subject };
   }
 
-  return {
+  return refusingNulText({
     async upsertUser(input) {
       const parsed = parseInput(upsertUserInputSchema, input, "user");
       const { result } = await change(async (client) => {
@@ -431,7 +431,7 @@ export function createPermissionStoreOn(
       if (ref.kind === TUNNEL_KIND || !principalIdSchema.safeParse(userId).success) return false;
       return (await rolesOf(userId))?.includes("org:admin") ?? false;
     },
-  };
+  });
 }
 
 function userTag(userId: string): string {

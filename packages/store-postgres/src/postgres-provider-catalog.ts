@@ -34,7 +34,7 @@ import type { CacheInvalidation } from "./cache-invalidation.js";
 import { readInteger } from "./database-values.js";
 import { resolveCacheOptions } from "./postgres-cache-options.js";
 import type { PostgresCacheOptions } from "./postgres-cache-options.js";
-import { isUniqueViolation } from "./postgres-errors.js";
+import { isUniqueViolation, refusingNulText } from "./postgres-errors.js";
 import { createTaggedCache } from "./tagged-cache.js";
 import { withTransaction } from "./with-transaction.js";
 
@@ -133,7 +133,7 @@ export function createProviderCatalogOn(
     }
   }
 
-  return {
+  return refusingNulText({
     async create(input: CreateProviderInput) {
       const parsed = parseInput(createProviderInputSchema, input, "provider");
       const id = parsed.id ?? createId("prv");
@@ -326,7 +326,7 @@ export function createProviderCatalogOn(
       }
       return secrets;
     },
-  };
+  });
 }
 
 /** The associated data binding a sealed secret to its provider and name (see `createSecretBox`). */

@@ -47,6 +47,28 @@ describe("createPostgresStores", () => {
     expect((await database.pool.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
   });
 
+  it("refuses text holding a NUL character with a 400 naming it, as PostgreSQL cannot store one", async () => {
+    const stores = createPostgresStores({ pool: database.pool, secretBox });
+    const attempts: Array<() => Promise<unknown>> = [
+      () => stores.keys.create({ userId: "alice", name: "lap\u0000top", allocationId: "alc_team" }),
+      () => stores.catalog.create({ kind: "openai-compatible", owner: "alice", name: "llama", description: "a\u0000b" }),
+      () => stores.ledger.createAllocation({ id: "alc_nul", name: "Te\u0000am", owner: { type: "organization" }, limit: 1 }),
+      () => stores.permissions.upsertUser({ id: "bo\u0000b" }),
+    ];
+    for (const attempt of attempts) {
+      const error: unknown = await attempt().catch((caught: unknown) => caught);
+      expect(GatewayError.is(error) && { code: error.code, status: error.status }).toEqual({ code: "invalid_request", status: 400 });
+      expect((error as GatewayError).message).toMatch(/NUL/);
+    }
+    // Settings are stored as JSON text, which holds an escaped NUL as it is.
+    const escaped = await stores.catalog.create({ kind: "openai-compatible", owner: "alice", name: "llama2", settings: { endpoint: "http://x\u0000" } });
+    expect((await stores.catalog.get(escaped.id))?.settings).toEqual({ endpoint: "http://x\u0000" });
+    // Nothing half-written, and the stores still work.
+    expect(await stores.catalog.findByName({ owner: "alice", name: "llama" })).toBeNull();
+    expect((await stores.keys.create({ userId: "alice", name: "laptop", allocationId: "alc_team" })).key.name).toBe("laptop");
+    await stores.close();
+  });
+
   it("opens a pool from a connection string, migrates through it, and ends it on close", async () => {
     const stores = createPostgresStores({ connectionString: database.connectionString, secretBox });
 
