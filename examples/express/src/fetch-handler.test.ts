@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createFetchHandler } from "@sluice/core";
 import { fakePromptTokens, fakeReplyText } from "@sluice/core/testing";
-import { basePath, chatBody, chatModel, expectOpenAIError, sseData, startTestHost } from "./test-host.js";
+import { basePath, chatBody, chatModel, expectOpenAIError, holdCommits, sseData, startTestHost } from "./test-host.js";
 import type { TestHost } from "./test-host.js";
 
 let host: TestHost;
@@ -42,6 +42,26 @@ describe("createFetchHandler with Request objects", () => {
     const requestId = response.headers.get("x-request-id")!;
     await host.waitForEnd(requestId);
     expect(await host.sluice.stores.ledger.getCharge(requestId)).toMatchObject({ inputTokens: promptTokens, outputTokens: 8, cost: promptTokens + 8 });
+  });
+
+  it("ends the response, whole or streamed, without waiting for the charge's commit", async () => {
+    const ledger = host.sluice.stores.ledger;
+    const held = holdCommits(ledger);
+    try {
+      const streamed = await handle(post("/chat/completions", chatBody({ stream: true }), host.keys.carol));
+      expect(sseData(await streamed.text()).at(-1)).toBe("[DONE]");
+      const whole = await handle(post("/chat/completions", chatBody({ max_tokens: 3 }), host.keys.carol));
+      expect(((await whole.json()) as { usage: Record<string, number> }).usage.completion_tokens).toBe(3);
+      const requestIds = [streamed, whole].map((response) => response.headers.get("x-request-id")!);
+      for (const requestId of requestIds) expect(await ledger.getCharge(requestId)).toBeNull();
+      held.release();
+      for (const requestId of requestIds) {
+        await host.waitForEnd(requestId);
+        expect(await ledger.getCharge(requestId)).not.toBeNull();
+      }
+    } finally {
+      held.restore();
+    }
   });
 
   it("answers a non-streaming chat as JSON with usage", async () => {

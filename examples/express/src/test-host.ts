@@ -19,7 +19,7 @@ import OpenAI from "openai";
 import type { ClientOptions } from "openai";
 import { expect } from "vitest";
 import { createManualClock } from "@sluice/core";
-import type { AllocationBalance, ManualClock, RequestEndEvent, UsageReport } from "@sluice/core";
+import type { AllocationBalance, BudgetLedger, ManualClock, RequestEndEvent, UsageReport } from "@sluice/core";
 import { startFakeUpstream } from "@sluice/core/testing";
 import type { FakeControl, FakeUpstream } from "@sluice/core/testing";
 import { hostConfigSchema } from "@sluice/example-host-kit";
@@ -270,4 +270,24 @@ export function sseData(text: string): string[] {
 /** The UTF-8 size of a body as the openai client sends it (JSON.stringify of the params). */
 export function bodyBytes(body: unknown): number {
   return Buffer.byteLength(JSON.stringify(body));
+}
+
+/** Holds every commit until `release()`, as a slow database would. */
+export function holdCommits(ledger: BudgetLedger) {
+  const commit = ledger.commit;
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  ledger.commit = async (input) => {
+    await gate;
+    return commit.call(ledger, input);
+  };
+  return {
+    release,
+    restore() {
+      release();
+      ledger.commit = commit;
+    },
+  };
 }

@@ -91,7 +91,11 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     };
     try {
       const reply = await route(request, requestId, (result) => end(result.status, result.errorCode, result.outcome));
-      if (reply.kind === "json") end(reply.status, null, "completed");
+      if (reply.kind === "json") {
+        const { status, settled } = reply;
+        if (settled === undefined) end(status, null, "completed");
+        else void settled.then(() => end(status, null, "completed"));
+      }
       reply.headers["x-request-id"] = requestId;
       return reply;
     } catch (thrown) {

@@ -20,12 +20,20 @@ export interface JsonReply {
   status: number;
   headers: Record<string, string>;
   body: string;
+  /**
+   * For an answer from a model: resolves once the request's budget is settled (never rejects).
+   * The edge writes the answer without waiting for it, so a database's commit round trip is not
+   * on the client's path; `request-end` is published when it resolves.
+   */
+  settled?: Promise<void>;
 }
 
 /**
  * A server-sent-event stream. `events` yields framed text (`data: ...\n\n`) ready to write; the
  * edge writes each with backpressure and must always finish the iteration (to the end, or with
  * `return()` when the client went away), because finishing is what settles the request's budget.
+ * A piece that ends with `data: [DONE]\n\n` is the stream's last: the edge may end the response
+ * with it, before the iteration finishes settling.
  */
 export interface StreamReply {
   kind: "stream";

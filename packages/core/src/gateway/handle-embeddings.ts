@@ -40,12 +40,13 @@ export async function handleEmbeddings(input: {
       controller.signal,
     );
     meter.usage = result.usage ?? { inputTokens: await countInput(), outputTokens: 0, source: "counted" };
-    await meter.settle(countInput);
     return {
       kind: "json",
       status: 200,
       headers: { "content-type": "application/json" },
       body: answerText(result, resolved.modelId),
+      // The answer goes out while the charge is committed.
+      settled: meter.settle(countInput),
     };
   } catch (error) {
     await meter.settle(countInput);

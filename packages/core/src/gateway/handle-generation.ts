@@ -147,13 +147,13 @@ async function completeGeneration(generation: Generation, meter: RequestMeter, c
       outputTokens: await countTextTokens(outputText(result.body)),
       source: "counted",
     };
-    await meter.settle(countInput);
-    generation.onEnd({ status: 200, errorCode: null, outcome: "completed" });
     return {
       kind: "json",
       status: 200,
       headers: { "content-type": "application/json" },
       body: answerText(result, resolved.modelId),
+      // The answer goes out while the charge is committed.
+      settled: meter.settle(countInput),
     };
   } finally {
     control.dispose();

@@ -50,8 +50,14 @@ function toResponse(reply: GatewayReply, cancelled?: AbortController): Response 
   const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const next = await events.next();
-      if (next.done) controller.close();
-      else controller.enqueue(encoder.encode(next.value));
+      if (next.done) return controller.close();
+      controller.enqueue(encoder.encode(next.value));
+      if (next.value.endsWith(streamEnd)) {
+        // The stream's last piece: the client has it all, and the iteration only settles the
+        // budget now, which it need not wait for.
+        controller.close();
+        void settle(events);
+      }
     },
     async cancel() {
       cancelled?.abort();
@@ -59,6 +65,17 @@ function toResponse(reply: GatewayReply, cancelled?: AbortController): Response 
     },
   });
   return new Response(stream, { status: reply.status, headers: reply.headers });
+}
+
+const streamEnd = "data: [DONE]\n\n";
+
+/** Runs the rest of an iteration whose output is no longer wanted: what is left of it is settling. */
+async function settle(events: AsyncGenerator<string, void, undefined>): Promise<void> {
+  try {
+    while (!(await events.next()).done);
+  } catch {
+    // Settling never throws; an iteration that does has nothing left to write anyway.
+  }
 }
 
 async function readBody(request: Request, limit: number): Promise<Uint8Array | GatewayError> {
