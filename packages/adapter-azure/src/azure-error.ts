@@ -10,7 +10,7 @@
  * - a missing deployment: 404 `code: "DeploymentNotFound"`;
  * - a refused key or token: 401 `code: "401"` (403 without the data-plane role).
  */
-import { GatewayError, upstreamFailure } from "@sluice/core";
+import { GatewayError, connectionFailure, upstreamFailure } from "@sluice/core";
 
 export interface AzureErrorBody {
   message: string | null;
@@ -115,41 +115,11 @@ export function azureStatusError(input: {
   return upstreamFailure({ status, headers: input.headers, message: relayed, code: body.code, upstream: "Azure OpenAI" });
 }
 
-/** The error for an abort of the call's signal: the gateway decides what it means. */
-export function cancelledError(cause: unknown): GatewayError {
-  return new GatewayError("upstream_error", "The request was cancelled.", { cause });
-}
-
-/**
- * The GatewayError for a request that got no HTTP answer: 502 (504 for a connect timeout), so
- * the gateway may retry and fall back. Messages never name the host.
- */
+/** The GatewayError for a request to Azure OpenAI that got no HTTP answer (see `connectionFailure`). */
 export function transportError(error: unknown, signal: AbortSignal | undefined): GatewayError {
-  if (signal?.aborted) return cancelledError(error);
-  if (GatewayError.is(error)) return error;
-  const code = errorCode(error);
-  if (code === "UND_ERR_CLOSED" || code === "UND_ERR_DESTROYED") {
-    return new GatewayError("provider_unavailable", "This provider has been closed.", { cause: error });
-  }
-  if (code === "UND_ERR_CONNECT_TIMEOUT" || code === "ETIMEDOUT") {
-    return new GatewayError("upstream_timeout", "Azure OpenAI did not accept the connection in time.", { cause: error });
-  }
-  let what: string;
-  if (code === "ECONNREFUSED") what = "Azure OpenAI refused the connection.";
-  else if (code === "ENOTFOUND" || code === "EAI_AGAIN") what = "The Azure OpenAI endpoint's host name could not be resolved.";
-  else if (code === "ECONNRESET" || code === "EPIPE" || code === "UND_ERR_SOCKET") what = "Azure OpenAI closed the connection unexpectedly.";
-  else what = "Azure OpenAI could not be reached.";
-  return new GatewayError("upstream_error", what, { cause: error });
+  return connectionFailure(error, signal, { subject: "Azure OpenAI", object: "Azure OpenAI" });
 }
 
-function errorCode(error: unknown): string | null {
-  for (let current: unknown = error, depth = 0; isRecord(current) && depth < 4; depth++) {
-    if (typeof current.code === "string") return current.code;
-    const nested = Array.isArray(current.errors) ? (current.errors as unknown[])[0] : undefined;
-    current = nested ?? current.cause;
-  }
-  return null;
-}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

@@ -1,7 +1,6 @@
-import { GatewayError, parseModelList, readBounded } from "@sluice/core";
+import { GatewayError, cancelledError, parseModelList, readBounded } from "@sluice/core";
 import type { Clock, ProviderModel } from "@sluice/core";
 import type { Endpoint } from "./endpoint-deployment.js";
-import { cancelledError } from "./upstream-error.js";
 import { routePath } from "./upstream-target.js";
 
 /** A model list larger than this is not a model list. */

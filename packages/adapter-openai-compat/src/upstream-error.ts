@@ -8,7 +8,7 @@
  * - TGI: `{"error":"<message>","error_type":"validation"}`; the HF router: `{"error":"<message>"}`
  * - TGI's axum rejections: `text/plain`; FastAPI defaults: `{"detail":...}`; proxies: HTML or nothing
  */
-import { GatewayError, upstreamFailure } from "@sluice/core";
+import { GatewayError, connectionFailure, upstreamFailure } from "@sluice/core";
 import type { GatewayErrorCode } from "@sluice/core";
 
 /** What an upstream's error body says, read loosely. */
@@ -118,47 +118,11 @@ export function upstreamStatusError(input: {
   return upstreamFailure({ status, headers: input.headers, message: relayed, code: body.code, upstream: "The upstream" });
 }
 
-/** The message used when an abort of the call's signal ends a request: the gateway decides what it means. */
-export function cancelledError(cause: unknown): GatewayError {
-  return new GatewayError("upstream_error", "The request was cancelled.", { cause });
-}
-
-const tlsCodes = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)/;
-
-/**
- * The GatewayError for a request that got no HTTP answer: refused, reset, unresolvable, a TLS
- * failure. 502 (504 for a connect timeout), so the gateway may retry and fall back. Messages name
- * the failure, never the host: API clients should not learn where a provider lives.
- */
+/** The GatewayError for a request to an OpenAI-compatible upstream that got no HTTP answer (see `connectionFailure`). */
 export function transportError(error: unknown, signal: AbortSignal | undefined): GatewayError {
-  if (signal?.aborted) return cancelledError(error);
-  if (GatewayError.is(error)) return error;
-  const code = errorCode(error);
-  if (code === "UND_ERR_CLOSED" || code === "UND_ERR_DESTROYED") {
-    return new GatewayError("provider_unavailable", "This provider has been closed.", { cause: error });
-  }
-  if (code === "UND_ERR_CONNECT_TIMEOUT" || code === "ETIMEDOUT") {
-    return new GatewayError("upstream_timeout", "The upstream did not accept the connection in time.", { cause: error });
-  }
-  let what: string;
-  if (code === "ECONNREFUSED") what = "The upstream refused the connection.";
-  else if (code === "ENOTFOUND" || code === "EAI_AGAIN") what = "The upstream's host name could not be resolved.";
-  else if (code === "ECONNRESET" || code === "EPIPE" || code === "UND_ERR_SOCKET") what = "The upstream closed the connection unexpectedly.";
-  else if (code !== null && tlsCodes.test(code)) what = "The TLS connection to the upstream failed.";
-  else if (code === "EHOSTUNREACH" || code === "ENETUNREACH") what = "The upstream's network is unreachable.";
-  else what = "The upstream could not be reached.";
-  return new GatewayError("upstream_error", what, { cause: error });
+  return connectionFailure(error, signal, { subject: "The upstream", object: "the upstream" });
 }
 
-/** A Node or undici error code, looking through AggregateError (happy eyeballs) and `cause`. */
-function errorCode(error: unknown): string | null {
-  for (let current: unknown = error, depth = 0; isRecord(current) && depth < 4; depth++) {
-    if (typeof current.code === "string") return current.code;
-    const nested = Array.isArray(current.errors) ? (current.errors as unknown[])[0] : undefined;
-    current = nested ?? current.cause;
-  }
-  return null;
-}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

@@ -39,3 +39,49 @@ export function retryHints(headers: ResponseHeaders): Record<string, string> {
   }
   return hints;
 }
+
+/** The error for an abort of the call's signal: the gateway decides what it means. */
+export function cancelledError(cause: unknown): GatewayError {
+  return new GatewayError("upstream_error", "The request was cancelled.", { cause });
+}
+
+const tlsCodes = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)/;
+
+/**
+ * The GatewayError for a request that got no HTTP answer: refused, reset, unresolvable, a TLS
+ * failure. 502 (504 for a connect timeout), so the gateway may retry and fall back; an abort of
+ * the call's signal is `cancelledError`. Messages name the failure, never the host: API clients
+ * should not learn where a provider lives. `upstream` names it as a sentence's subject ("Azure
+ * OpenAI", "The upstream") and `object` elsewhere in one ("Azure OpenAI", "the upstream").
+ */
+export function connectionFailure(error: unknown, signal: AbortSignal | undefined, upstream: { subject: string; object: string }): GatewayError {
+  if (signal?.aborted) return cancelledError(error);
+  if (GatewayError.is(error)) return error;
+  const code = errorCode(error);
+  if (code === "UND_ERR_CLOSED" || code === "UND_ERR_DESTROYED") {
+    return new GatewayError("provider_unavailable", "This provider has been closed.", { cause: error });
+  }
+  if (code === "UND_ERR_CONNECT_TIMEOUT" || code === "ETIMEDOUT") {
+    return new GatewayError("upstream_timeout", `${upstream.subject} did not accept the connection in time.`, { cause: error });
+  }
+  const { subject, object } = upstream;
+  let what: string;
+  if (code === "ECONNREFUSED") what = `${subject} refused the connection.`;
+  else if (code === "ENOTFOUND" || code === "EAI_AGAIN") what = `${subject}'s host name could not be resolved.`;
+  else if (code === "ECONNRESET" || code === "EPIPE" || code === "UND_ERR_SOCKET") what = `${subject} closed the connection unexpectedly.`;
+  else if (code !== null && tlsCodes.test(code)) what = `The TLS connection to ${object} failed.`;
+  else if (code === "EHOSTUNREACH" || code === "ENETUNREACH") what = `${subject}'s network is unreachable.`;
+  else what = `${subject} could not be reached.`;
+  return new GatewayError("upstream_error", what, { cause: error });
+}
+
+/** A Node or undici error code, looking through AggregateError (happy eyeballs) and `cause`. */
+function errorCode(error: unknown): string | null {
+  for (let current: unknown = error, depth = 0; typeof current === "object" && current !== null && depth < 4; depth++) {
+    const record = current as { code?: unknown; errors?: unknown; cause?: unknown };
+    if (typeof record.code === "string") return record.code;
+    const nested = Array.isArray(record.errors) ? (record.errors as unknown[])[0] : undefined;
+    current = nested ?? record.cause;
+  }
+  return null;
+}
