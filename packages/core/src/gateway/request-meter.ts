@@ -48,12 +48,13 @@ export class RequestMeter {
    */
   settle(fallback: () => Promise<number>): Promise<void> {
     this.services.leases.stop(this.context.requestId);
-    this.#settled ??= this.#settle(fallback);
+    // Never rejects: an answer may already be on its way when settling fails.
+    this.#settled ??= this.#settle(fallback).catch((error: unknown) => this.#failed(error));
     return this.#settled;
   }
 
   async #settle(fallback: () => Promise<number>): Promise<void> {
-    const { ledger, events } = this.services;
+    const { ledger } = this.services;
     let usage = this.usage;
     if (usage === null && this.outputEvents > 0) {
       const inputTokens = await fallback().catch(() => 0);
@@ -63,7 +64,13 @@ export class RequestMeter {
       await ledger.release(this.context.requestId).catch(() => false);
       return;
     }
-    const cost = this.context.price ? costOf(this.context.price, usage) : 0;
+    let cost: number;
+    try {
+      cost = this.context.price ? costOf(this.context.price, usage) : 0;
+    } catch {
+      // Usage too large to price is an upstream's error: charge the worst case that was held.
+      cost = this.context.reservation.amount;
+    }
     for (let attempt = 1; ; attempt++) {
       try {
         await ledger.commit({
@@ -79,19 +86,21 @@ export class RequestMeter {
         });
         return;
       } catch (error) {
-        if (attempt >= 3) {
-          events.publish("request-end", {
-            requestId: this.context.requestId,
-            status: 500,
-            errorCode: "settlement_failed",
-            outcome: `settlement-failed: ${error instanceof Error ? error.message : String(error)}`,
-            durationMs: 0,
-            at: this.services.clock.now(),
-          });
-          return;
-        }
+        if (attempt >= 3) return this.#failed(error);
         await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
       }
     }
+  }
+
+  /** A settlement that could not be recorded: said on the event bus, since the request may be answered already. */
+  #failed(error: unknown): void {
+    this.services.events.publish("request-end", {
+      requestId: this.context.requestId,
+      status: 500,
+      errorCode: "settlement_failed",
+      outcome: `settlement-failed: ${error instanceof Error ? error.message : String(error)}`,
+      durationMs: 0,
+      at: this.services.clock.now(),
+    });
   }
 }

@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import type { BudgetLedger, ChargeInput } from "../budget/budget-ledger.js";
+import { createManualClock } from "../clock/clock.js";
+import { createEventBus } from "../events/sluice-events.js";
+import type { RequestEndEvent } from "../events/sluice-events.js";
+import { unchecked } from "../testing/expect-gateway-error.js";
+import { LeaseRenewer } from "./lease-renewer.js";
+import { RequestMeter } from "./request-meter.js";
+
+/** A meter over a ledger that records commits (or fails them), and the request-end events it publishes. */
+function meter(options: { failCommits?: boolean } = {}) {
+  const commits: ChargeInput[] = [];
+  const ledger = unchecked<BudgetLedger>({
+    commit: async (input: ChargeInput) => {
+      if (options.failCommits === true) throw new Error("the database is gone");
+      commits.push(input);
+      return { charge: input, duplicate: false };
+    },
+    release: async () => true,
+    renew: async () => null,
+  });
+  const events = createEventBus();
+  const ends: RequestEndEvent[] = [];
+  events.on("request-end", (event) => ends.push(event));
+  const clock = createManualClock();
+  const leases = new LeaseRenewer(ledger, 60_000);
+  const reservation = { requestId: "req_1", allocationId: "alc", userId: "u", keyId: null, amount: 5_000, createdAt: 0, expiresAt: 60_000 };
+  const requestMeter = new RequestMeter(
+    { requestId: "req_1", userId: "u", keyId: null, allocationId: "alc", providerId: "prv", model: "a:b/c", price: { input: 1_000_000, output: 1_000_000 }, reservation },
+    { ledger, events, clock, leases },
+  );
+  return { requestMeter, commits, ends, close: () => leases.close() };
+}
+
+describe("RequestMeter.settle", () => {
+  it("charges the held worst case when the upstream reports more usage than can be priced", async () => {
+    const { requestMeter, commits, close } = meter();
+    requestMeter.usage = { inputTokens: 1e18, outputTokens: 1e18, source: "upstream" };
+    await expect(requestMeter.settle(async () => 0)).resolves.toBeUndefined();
+    expect(commits.map((commit) => commit.cost)).toEqual([5_000]);
+    close();
+  });
+
+  it("never rejects: a commit that keeps failing is reported as a settlement failure", async () => {
+    const { requestMeter, ends, close } = meter({ failCommits: true });
+    requestMeter.usage = { inputTokens: 10, outputTokens: 10, source: "upstream" };
+    await expect(requestMeter.settle(async () => 0)).resolves.toBeUndefined();
+    expect(ends).toMatchObject([{ requestId: "req_1", status: 500, errorCode: "settlement_failed" }]);
+    close();
+  });
+});
