@@ -43,3 +43,6 @@ export interface StreamReply {
 }
 
 export type GatewayReply = JsonReply | StreamReply;
+
+/** The event OpenAI ends a stream with: the last piece a `StreamReply` yields ends with it. */
+export const doneEvent = "data: [DONE]\n\n";

@@ -1,6 +1,6 @@
-import { answerText } from "./answer-text.js";
 import type { ProviderResponse } from "../provider/provider.js";
 import { countTextTokens } from "../streaming/count-tokens.js";
+import { answerText } from "./answer-text.js";
 import type { Caller } from "./authenticate.js";
 import type { GatewayContext } from "./gateway-context.js";
 import type { GatewayReply, GatewayRequest } from "./gateway-request.js";

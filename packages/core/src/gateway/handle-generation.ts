@@ -1,11 +1,12 @@
 import { GatewayError } from "../errors/gateway-error.js";
 import type { OpenAIRequestBody, ProviderResponse, ProviderStream, ProviderStreamBatch } from "../provider/provider.js";
 import { countMessageTokens, countTextTokens } from "../streaming/count-tokens.js";
+import { answerText } from "./answer-text.js";
 import type { Caller } from "./authenticate.js";
 import type { GatewayContext } from "./gateway-context.js";
+import { doneEvent } from "./gateway-request.js";
 import type { GatewayReply, StreamReply } from "./gateway-request.js";
 import type { RequestMeter } from "./request-meter.js";
-import { answerText } from "./answer-text.js";
 import { modelRewriter } from "./model-rewriter.js";
 import { reserveBudget } from "./reserve-budget.js";
 import type { ChatCompletionRequest, CompletionRequest } from "./request-schemas.js";
@@ -321,7 +322,7 @@ async function* relay(state: Relay): AsyncGenerator<string, void, undefined> {
       }
     }
     if (state.clientWantsUsage && meter.usage === null) last += await usageChunk(meter, state.countInput, state.requestId, state.modelId);
-    yield `${last}data: [DONE]\n\n`;
+    yield last + doneEvent;
   } catch (thrown) {
     if (control.reason() === "client-disconnect") {
       outcome = "client-disconnect";

@@ -1,6 +1,7 @@
 import { GatewayError } from "../errors/gateway-error.js";
 import { errorReply } from "../gateway/create-gateway.js";
 import type { Gateway } from "../gateway/create-gateway.js";
+import { doneEvent } from "../gateway/gateway-request.js";
 import type { GatewayReply } from "../gateway/gateway-request.js";
 
 export interface FetchHandlerOptions {
@@ -52,7 +53,7 @@ function toResponse(reply: GatewayReply, cancelled?: AbortController): Response 
       const next = await events.next();
       if (next.done) return controller.close();
       controller.enqueue(encoder.encode(next.value));
-      if (next.value.endsWith(streamEnd)) {
+      if (next.value.endsWith(doneEvent)) {
         // The stream's last piece: the client has it all, and the iteration only settles the
         // budget now, which it need not wait for.
         controller.close();
@@ -66,8 +67,6 @@ function toResponse(reply: GatewayReply, cancelled?: AbortController): Response 
   });
   return new Response(stream, { status: reply.status, headers: reply.headers });
 }
-
-const streamEnd = "data: [DONE]\n\n";
 
 /** Runs the rest of an iteration whose output is no longer wanted: what is left of it is settling. */
 async function settle(events: AsyncGenerator<string, void, undefined>): Promise<void> {

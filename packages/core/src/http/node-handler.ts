@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { GatewayError } from "../errors/gateway-error.js";
 import { errorReply } from "../gateway/create-gateway.js";
 import type { Gateway } from "../gateway/create-gateway.js";
+import { doneEvent } from "../gateway/gateway-request.js";
 import type { GatewayReply, StreamReply } from "../gateway/gateway-request.js";
 import { nodeHeaders, normalizeBasePath, readNodeBody } from "./read-node-body.js";
 
@@ -122,7 +123,7 @@ async function writeStream(response: ServerResponse, reply: StreamReply, signal:
       if (signal.aborted) break;
       if (ended) continue;
       pending += next.value;
-      if (next.value.endsWith(streamEnd)) {
+      if (next.value.endsWith(doneEvent)) {
         // The last events and the chunked terminator, together, before the budget is settled.
         end();
         continue;
@@ -138,8 +139,6 @@ async function writeStream(response: ServerResponse, reply: StreamReply, signal:
     await events.return(undefined);
   }
 }
-
-const streamEnd = "data: [DONE]\n\n";
 
 function drained(response: ServerResponse, signal: AbortSignal): Promise<boolean> {
   if (signal.aborted) return Promise.resolve(false);
