@@ -73,6 +73,10 @@ export class BenchProcess {
     return { process: handle, ready };
   }
 
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
   /** Listens for messages of one `type` sent without an id. */
   on(type: string, listener: (message: Message) => void): void {
     this.#listeners.set(type, listener);

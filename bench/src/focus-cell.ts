@@ -8,6 +8,7 @@
  *   BENCH_PROFILE=1 node dist/focus-cell.js non-streaming 32   # --cpu-prof on the Sluice server
  *   BENCH_PROFILE=all node dist/focus-cell.js streaming 32     # on the minimal proxy too, to compare
  */
+import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { BenchProcess } from "./bench-process.js";
 import type { CellResult, CpuSample, MemorySample, ReadyMessage, Target } from "./protocol.js";
@@ -21,7 +22,7 @@ const concurrency = Number(concurrencyArgument);
 const repetitions = Number(repetitionsArgument);
 const durationMs = Number(durationArgument);
 const profileDirectory = fileURLToPath(new URL("../bench-results/profiles", import.meta.url));
-const profileFlags = process.env.BENCH_PROFILE === "1" || process.env.BENCH_PROFILE === "all" ? ["--cpu-prof", `--cpu-prof-dir=${profileDirectory}`] : [];
+const profileFlags = [...(process.env.BENCH_PROFILE === "1" || process.env.BENCH_PROFILE === "all" ? ["--cpu-prof", `--cpu-prof-dir=${profileDirectory}`] : []), ...(process.env.BENCH_SLUICE_FLAGS?.split(" ").filter(Boolean) ?? [])];
 const proxyProfileFlags = process.env.BENCH_PROFILE === "all" ? profileFlags : [];
 
 interface Path {
@@ -50,9 +51,10 @@ function cpu(path: Path): Promise<CpuSample> {
 }
 
 async function run(client: BenchProcess, path: Path, warmupMs: number, measuredMs: number) {
-  const window: { start: Promise<CpuSample> | null } = { start: null };
+  const window: { start: Promise<CpuSample> | null; upstream: Promise<CpuSample> | null } = { start: null, upstream: null };
   client.on("measure-start", () => {
     window.start = cpu(path);
+    window.upstream = upstream.request<CpuSample>({ type: "cpu" });
   });
   const result = await client
     .request<CellResult>(
@@ -60,18 +62,24 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
       warmupMs + measuredMs + 30_000,
     )
     .finally(() => client.off("measure-start"));
-  const end = await cpu(path);
+  const [end, upstreamEnd] = await Promise.all([cpu(path), upstream.request<CpuSample>({ type: "cpu" })]);
   const begin = window.start === null ? end : await window.start;
+  const upstreamBegin = window.upstream === null ? upstreamEnd : await window.upstream;
   const requests = Math.max(1, result.requests);
   return {
     requestsPerSecond: result.requestsPerSecond,
     cpuPerRequest: (end.cpuMicros - begin.cpuMicros) / requests,
     systemPerRequest: (end.systemMicros - begin.systemMicros) / requests,
+    faultsPerRequest: (end.minorPageFaults - begin.minorPageFaults) / requests,
+    switchesPerRequest: (end.contextSwitches - begin.contextSwitches) / requests,
+    upstreamPerRequest: (upstreamEnd.cpuMicros - upstreamBegin.cpuMicros) / requests,
+    clientPerRequest: result.clientCpuPerRequest,
     errors: result.errors,
   };
 }
 
 const upstreamStarted = await BenchProcess.start({ name: "upstream", script: "upstream-server" });
+const upstream = upstreamStarted.process;
 const env = { BENCH_UPSTREAM_URL: (upstreamStarted.ready as unknown as ReadyMessage).origin };
 const [proxyStarted, sluiceStarted, client] = await Promise.all([
   BenchProcess.start({ name: "minimal proxy", script: "minimal-proxy", env, execArgv: proxyProfileFlags }),
@@ -79,26 +87,36 @@ const [proxyStarted, sluiceStarted, client] = await Promise.all([
   BenchProcess.start({ name: "load generator", script: "load-generator" }),
 ]);
 const paths = [pathOf("minimal proxy", proxyStarted), pathOf("Sluice", sluiceStarted)];
+// BENCH_PIN=1: the servers on CPU 1, the client and the upstream on CPU 0, so a server's cost is
+// measured without the other processes preempting it or sharing its caches.
+if (process.env.BENCH_PIN === "1") {
+  const pin = (cpu: number, pid: number | undefined) => execFileSync("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { stdio: "ignore" });
+  pin(1, proxyStarted.process.pid);
+  pin(1, sluiceStarted.process.pid);
+  pin(0, client.process.pid);
+  pin(0, upstream.pid);
+}
 try {
   for (const path of paths) await run(client.process, path, 0, 1_000);
-  const samples = new Map<string, Array<{ requestsPerSecond: number; cpuPerRequest: number; systemPerRequest: number }>>(paths.map((path) => [path.name, []]));
+  type Sample = Awaited<ReturnType<typeof run>>;
+  const samples = new Map<string, Sample[]>(paths.map((path) => [path.name, []]));
   const ratios: number[] = [];
   for (let repetition = 0; repetition < repetitions; repetition++) {
     const order = repetition % 2 === 0 ? paths : [...paths].reverse();
     const line: string[] = [];
-    const results = new Map<string, { requestsPerSecond: number; cpuPerRequest: number; systemPerRequest: number }>();
+    const results = new Map<string, Sample>();
     for (const path of order) {
       const result = await run(client.process, path, 300, durationMs);
       results.set(path.name, result);
       samples.get(path.name)!.push(result);
-      line.push(`${path.name} ${Math.round(result.requestsPerSecond)}/s ${Math.round(result.cpuPerRequest)} µs (${Math.round(result.systemPerRequest)} sys)${result.errors > 0 ? ` (${result.errors} errors)` : ""}`);
+      line.push(`${path.name} ${Math.round(result.requestsPerSecond)}/s ${Math.round(result.cpuPerRequest)} µs (${Math.round(result.systemPerRequest)} sys, ${result.faultsPerRequest.toFixed(2)} faults, ${result.switchesPerRequest.toFixed(2)} switches)${result.errors > 0 ? ` (${result.errors} errors)` : ""}`);
     }
     ratios.push(results.get("Sluice")!.requestsPerSecond / results.get("minimal proxy")!.requestsPerSecond);
     process.stdout.write(`[${repetition + 1}/${repetitions}] ${line.join("   ")}\n`);
   }
   for (const [name, runs] of samples) {
     process.stdout.write(
-      `${name.padEnd(14)} median ${Math.round(median(runs.map((r) => r.requestsPerSecond)))}/s, ${Math.round(median(runs.map((r) => r.cpuPerRequest)))} µs CPU per request, ${Math.round(median(runs.map((r) => r.systemPerRequest)))} of it in the kernel\n`,
+      `${name.padEnd(14)} median ${Math.round(median(runs.map((r) => r.requestsPerSecond)))}/s, ${Math.round(median(runs.map((r) => r.cpuPerRequest)))} µs CPU per request, ${Math.round(median(runs.map((r) => r.systemPerRequest)))} of it in the kernel; upstream ${Math.round(median(runs.map((r) => r.upstreamPerRequest)))} µs, client ${Math.round(median(runs.map((r) => r.clientPerRequest)))} µs\n`,
     );
   }
   process.stdout.write(`${modeArgument} c=${concurrency}: throughput ratio (paired median) ${median(ratios).toFixed(3)}\n`);

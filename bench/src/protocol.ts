@@ -40,6 +40,9 @@ export interface CpuSample {
   cpuMicros: number;
   /** The part of `cpuMicros` spent in the kernel (syscalls, and loopback TCP done on the sender's behalf). */
   systemMicros: number;
+  /** Page faults served without I/O: fresh memory being touched, most of the kernel's part beyond syscalls. */
+  minorPageFaults: number;
+  contextSwitches: number;
 }
 
 export type ServerRequest = { id: number; type: "memory" } | { id: number; type: "cpu" } | { id: number; type: "close" };

@@ -36,8 +36,13 @@ export async function sampleMemory(): Promise<MemorySample> {
 }
 
 function sampleCpu(): CpuSample {
-  const usage = process.cpuUsage();
-  return { cpuMicros: usage.user + usage.system, systemMicros: usage.system };
+  const usage = process.resourceUsage();
+  return {
+    cpuMicros: usage.userCPUTime + usage.systemCPUTime,
+    systemMicros: usage.systemCPUTime,
+    minorPageFaults: usage.minorPageFault,
+    contextSwitches: usage.voluntaryContextSwitches + usage.involuntaryContextSwitches,
+  };
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   parseArgumentObject,
   parseChoice,
   parseField,
+  parseProviderRef,
   parseFlag,
   parseInput,
   principalIdSchema,
@@ -70,7 +71,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
   function requireSharingChange(input: GrantInput, what: string) {
     const fields = parseArgumentObject(input, ["actor", "provider", "subject"], what);
     const actor = parseField(principalIdSchema, fields.actor, "actor", what);
-    const provider = parseField(providerRefSchema, fields.provider, "provider", what);
+    const provider = parseProviderRef(fields.provider, what);
     const subject = parseField(grantSubjectSchema, fields.subject, "subject", what);
     if (provider.kind === TUNNEL_KIND) {
       throw new GatewayError("sharing_not_supported", "A session tunnel belongs to its owner alone and cannot be shared.");
@@ -225,7 +226,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
     async listGrants(input) {
       const fields = parseArgumentObject(input, ["actor", "provider"], "grant list");
       const actor = parseField(principalIdSchema, fields.actor, "actor", "grant list");
-      const provider = parseField(providerRefSchema, fields.provider, "provider", "grant list");
+      const provider = parseProviderRef(fields.provider, "grant list");
       if (!mayManage(actor, provider)) {
         throw new GatewayError("permission_denied", "Only the provider's owner or an organization admin may read its sharing.");
       }
@@ -241,7 +242,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
     },
 
     async canUse(userId, provider) {
-      const ref = parseField(providerRefSchema, provider, "provider", "access check");
+      const ref = parseProviderRef(provider, "access check");
       if (ref.owner === userId) return true;
       if (ref.kind === TUNNEL_KIND || typeof userId !== "string" || !users.has(userId)) return false;
       const grants = grantsByProvider.get(ref.id);
@@ -254,7 +255,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
     },
 
     async canManage(userId, provider) {
-      const ref = parseField(providerRefSchema, provider, "provider", "management check");
+      const ref = parseProviderRef(provider, "management check");
       return typeof userId === "string" && mayManage(userId, ref);
     },
 

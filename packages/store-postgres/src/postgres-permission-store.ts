@@ -7,6 +7,7 @@ import {
   parseArgumentObject,
   parseChoice,
   parseField,
+  parseProviderRef,
   parseFlag,
   parseInput,
   principalIdSchema,
@@ -158,7 +159,7 @@ export function createPermissionStoreOn(
   async function requireSharingChange(input: GrantInput, what: string) {
     const fields = parseArgumentObject(input, ["actor", "provider", "subject"], what);
     const actor = parseField(principalIdSchema, fields.actor, "actor", what);
-    const provider = parseField(providerRefSchema, fields.provider, "provider", what);
+    const provider = parseProviderRef(fields.provider, what);
     const subject = parseField(grantSubjectSchema, fields.subject, "subject", what);
     if (provider.kind === TUNNEL_KIND) {
       throw new GatewayError("sharing_not_supported", "A session tunnel belongs to its owner alone and cannot be shared.");
@@ -383,7 +384,7 @@ export function createPermissionStoreOn(
     async listGrants(input) {
       const fields = parseArgumentObject(input, ["actor", "provider"], "grant list");
       const actor = parseField(principalIdSchema, fields.actor, "actor", "grant list");
-      const provider = parseField(providerRefSchema, fields.provider, "provider", "grant list");
+      const provider = parseProviderRef(fields.provider, "grant list");
       const mayManage = provider.owner === actor || (provider.kind !== TUNNEL_KIND && (await isAdminNow(pool, actor)));
       if (!mayManage) {
         throw new GatewayError(
@@ -410,7 +411,7 @@ export function createPermissionStoreOn(
     },
 
     async canUse(userId, provider) {
-      const ref = parseField(providerRefSchema, provider, "provider", "access check");
+      const ref = parseProviderRef(provider, "access check");
       if (ref.owner === userId) return true;
       if (ref.kind === TUNNEL_KIND || typeof userId !== "string") return false;
       // An id no user could have is an unknown user: false, never a throw.
@@ -425,7 +426,7 @@ export function createPermissionStoreOn(
     },
 
     async canManage(userId, provider) {
-      const ref = parseField(providerRefSchema, provider, "provider", "management check");
+      const ref = parseProviderRef(provider, "management check");
       if (typeof userId !== "string") return false;
       if (ref.owner === userId) return true;
       if (ref.kind === TUNNEL_KIND || !principalIdSchema.safeParse(userId).success) return false;

@@ -1,6 +1,7 @@
 import { z } from "zod";
-import { principalIdSchema } from "../provider/provider-record.js";
-import type { ProviderRef } from "../provider/provider-record.js";
+import { principalIdSchema, providerKinds } from "../provider/provider-record.js";
+import type { ProviderKind, ProviderRef } from "../provider/provider-record.js";
+import { parseField } from "../validation/parse-arguments.js";
 
 /**
  * Organization-wide roles. `org:admin` manages every provider's sharing, allocations and the
@@ -51,8 +52,31 @@ export const grantSubjectSchema = z.discriminatedUnion("type", [
 export const providerRefSchema = z.object({
   id: z.string().min(1),
   owner: principalIdSchema,
-  kind: z.enum(["azure-openai", "openai-compatible", "openai-tunnel"]),
+  kind: z.enum(providerKinds),
 });
+
+/**
+ * A provider reference as the stores take it (`providerRefSchema`'s parse: its three fields, and
+ * nothing else). The access check runs on every request, and zod's object parse cost a few
+ * microseconds of it; a reference that is plainly well formed is copied without zod, and anything
+ * else goes through the schema, which words the 400.
+ */
+export function parseProviderRef(value: unknown, what: string): ProviderRef {
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    // Each field is read once: a getter must not answer the check and the copy differently.
+    const { id, owner, kind } = value as Record<string, unknown>;
+    if (typeof id === "string" && id !== "" && isPrincipalId(owner) && providerKinds.includes(kind as ProviderKind)) {
+      return { id, owner: owner as string, kind: kind as ProviderKind };
+    }
+  }
+  return parseField(providerRefSchema, value, "provider", what);
+}
+
+const principalIdPattern = /^[^\s:/]+$/;
+
+function isPrincipalId(value: unknown): boolean {
+  return typeof value === "string" && value.length > 0 && value.length <= 200 && principalIdPattern.test(value);
+}
 
 export const upsertUserInputSchema = z.strictObject({
   id: principalIdSchema,
