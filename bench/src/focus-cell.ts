@@ -82,7 +82,9 @@ const upstreamStarted = await BenchProcess.start({ name: "upstream", script: "up
 const upstream = upstreamStarted.process;
 const env = { BENCH_UPSTREAM_URL: (upstreamStarted.ready as unknown as ReadyMessage).origin };
 const [proxyStarted, sluiceStarted, client] = await Promise.all([
-  BenchProcess.start({ name: "minimal proxy", script: "minimal-proxy", env, execArgv: proxyProfileFlags }),
+  process.env.BENCH_COMPARE_ENV
+    ? BenchProcess.start({ name: "minimal proxy", script: "sluice-server", env: { ...env, ...Object.fromEntries([process.env.BENCH_COMPARE_ENV.split("=")]) }, execArgv: proxyProfileFlags })
+    : BenchProcess.start({ name: "minimal proxy", script: "minimal-proxy", env, execArgv: proxyProfileFlags }),
   BenchProcess.start({ name: "Sluice", script: "sluice-server", env, execArgv: profileFlags }),
   BenchProcess.start({ name: "load generator", script: "load-generator" }),
 ]);

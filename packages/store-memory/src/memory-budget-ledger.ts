@@ -36,6 +36,7 @@ import type {
   UsageReport,
   UsageTotals,
 } from "@sluice/core";
+import { ChargeLog } from "./charge-log.js";
 import { compareText } from "./compare-text.js";
 import { createReservationPool } from "./reservation-pool.js";
 import type { ReservationPool } from "./reservation-pool.js";
@@ -53,8 +54,6 @@ export type MemoryBudgetLedger = BudgetLedger & {
 interface AllocationState {
   /** Never handed out: every read returns a copy. */
   allocation: Allocation;
-  /** This allocation's charges, in the order they were made. */
-  charges: Charge[];
   lifetimeSpent: MicroDollars;
   /**
    * What the charges in one period add up to, so a reserve does not re-add the period's charges.
@@ -88,9 +87,7 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
   const allocations = new Map<string, AllocationState>();
   /** Request id -> its reservation, live or expired-but-not-swept. */
   const reservations = new Map<string, Reservation>();
-  const chargesByRequest = new Map<string, Charge>();
-  /** Every charge, in the order they were made. */
-  const charges: Charge[] = [];
+  const charges = new ChargeLog();
   const keys = new Map<string, KeyState>();
 
   function requireAllocation(id: string): AllocationState {
@@ -111,11 +108,7 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
     const start = periodStart(period, now);
     const cached = state.periodSpent;
     if (cached !== null && cached.period === period && cached.start === start) return cached.spent;
-    const end = periodEnd(period, now);
-    let spent = 0;
-    for (const charge of state.charges) {
-      if (charge.at >= start && charge.at < end) spent += charge.cost;
-    }
+    const spent = charges.costOf(state.allocation.id, start, periodEnd(period, now));
     state.periodSpent = { period, start, spent };
     return spent;
   }
@@ -160,7 +153,6 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
       };
       const state: AllocationState = {
         allocation,
-        charges: [],
         lifetimeSpent: 0,
         periodSpent: null,
         pool: createReservationPool(),
@@ -215,7 +207,7 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
     async reserve(input) {
       const parsed = isReserveInput(input) ? input : parseInput(reserveInputSchema, input, "reservation");
       const state = requireAllocation(parsed.allocationId);
-      if (chargesByRequest.has(parsed.requestId)) {
+      if (charges.has(parsed.requestId)) {
         throw new GatewayError("conflict", `The request '${parsed.requestId}' was already charged.`, {
           param: "requestId",
         });
@@ -268,8 +260,8 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
     async commit(input) {
       const parsed = isChargeInput(input) ? input : parseInput(chargeInputSchema, input, "charge");
       const state = requireAllocation(parsed.allocationId);
-      const previous = chargesByRequest.get(parsed.requestId);
-      if (previous !== undefined) return { charge: { ...previous }, duplicate: true };
+      const previous = charges.get(parsed.requestId);
+      if (previous !== undefined) return { charge: previous, duplicate: true };
 
       const charge: Charge = {
         requestId: parsed.requestId,
@@ -283,9 +275,7 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
         cost: parsed.cost,
         at: clock.now(),
       };
-      chargesByRequest.set(charge.requestId, charge);
-      charges.push(charge);
-      state.charges.push(charge);
+      charges.append(charge);
       state.lifetimeSpent += charge.cost;
       const cached = state.periodSpent;
       if (cached !== null && periodStart(cached.period, charge.at) === cached.start) cached.spent += charge.cost;
@@ -319,8 +309,7 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
 
     async getCharge(requestId) {
       const id = parseField(requestIdSchema, requestId, "requestId", "charge lookup");
-      const charge = chargesByRequest.get(id);
-      return charge === undefined ? null : { ...charge };
+      return charges.get(id) ?? null;
     },
 
     async keyBalance(keyId) {
@@ -333,19 +322,32 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
     async usage(query) {
       const parsed = parseInput(usageQuerySchema, query, "usage query");
       const allocationIds = parsed.allocationIds === undefined ? undefined : new Set(parsed.allocationIds);
-      const matching = charges.filter(
-        (charge) =>
-          charge.at >= parsed.from &&
-          charge.at < parsed.to &&
-          (parsed.userId === undefined || charge.userId === parsed.userId) &&
-          (parsed.keyId === undefined || charge.keyId === parsed.keyId) &&
-          (allocationIds === undefined || allocationIds.has(charge.allocationId)) &&
-          (parsed.providerId === undefined || charge.providerId === parsed.providerId) &&
-          (parsed.model === undefined || charge.model === parsed.model),
-      );
-      const report: UsageReport = { from: parsed.from, to: parsed.to, totals: totalsOf(matching), groups: [] };
-      if (parsed.groupBy === "day") report.groups = groupByDay(matching, parsed.from, parsed.to);
-      else if (parsed.groupBy !== undefined) report.groups = groupByValue(matching, parsed.groupBy);
+      const grouping = parsed.groupBy;
+      const total = new Tally();
+      const groups = new Map<string | null, Tally>();
+      // One pass, tallying as it goes: a report over a long range holds no list of its charges.
+      for (const charge of charges.charges()) {
+        if (
+          charge.at < parsed.from ||
+          charge.at >= parsed.to ||
+          (parsed.userId !== undefined && charge.userId !== parsed.userId) ||
+          (parsed.keyId !== undefined && charge.keyId !== parsed.keyId) ||
+          (allocationIds !== undefined && !allocationIds.has(charge.allocationId)) ||
+          (parsed.providerId !== undefined && charge.providerId !== parsed.providerId) ||
+          (parsed.model !== undefined && charge.model !== parsed.model)
+        ) {
+          continue;
+        }
+        total.add(charge);
+        if (grouping === undefined) continue;
+        const key = grouping === "day" ? utcDay(charge.at) : groupValue(charge, grouping);
+        let tally = groups.get(key);
+        if (tally === undefined) groups.set(key, (tally = new Tally()));
+        tally.add(charge);
+      }
+      const report: UsageReport = { from: parsed.from, to: parsed.to, totals: total.totals(), groups: [] };
+      if (grouping === "day") report.groups = dayGroups(groups, parsed.from, parsed.to);
+      else if (grouping !== undefined) report.groups = valueGroups(groups);
       return report;
     },
 
@@ -359,7 +361,7 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
             pooledReservations: state.pool.requestIds(),
           })),
           reservations: [...reservations.values()],
-          charges,
+          charges: [...charges.charges()],
           keys: Object.fromEntries(
             [...keys].map(([keyId, state]) => [
               keyId,
@@ -387,54 +389,49 @@ function sameOwner(left: AllocationOwner, right: AllocationOwner): boolean {
   return left.groupId === right.groupId;
 }
 
-function totalsOf(charges: readonly Charge[]): UsageTotals {
-  let inputTokens = 0;
-  let outputTokens = 0;
-  let cost = 0;
-  const users = new Set<string>();
-  for (const charge of charges) {
-    inputTokens += charge.inputTokens;
-    outputTokens += charge.outputTokens;
-    cost += charge.cost;
-    users.add(charge.userId);
+/** What a set of charges adds up to, added one charge at a time. */
+class Tally {
+  requests = 0;
+  inputTokens = 0;
+  outputTokens = 0;
+  cost = 0;
+  readonly users = new Set<string>();
+
+  add(charge: Charge): void {
+    this.requests += 1;
+    this.inputTokens += charge.inputTokens;
+    this.outputTokens += charge.outputTokens;
+    this.cost += charge.cost;
+    this.users.add(charge.userId);
   }
-  return {
-    requests: charges.length,
-    inputTokens,
-    outputTokens,
-    totalTokens: inputTokens + outputTokens,
-    cost,
-    activeUsers: users.size,
-  };
+
+  totals(): UsageTotals {
+    return {
+      requests: this.requests,
+      inputTokens: this.inputTokens,
+      outputTokens: this.outputTokens,
+      totalTokens: this.inputTokens + this.outputTokens,
+      cost: this.cost,
+      activeUsers: this.users.size,
+    };
+  }
 }
 
+const emptyTally = new Tally();
+
 /** One row per UTC day that intersects [from, to), days without charges included, ascending. */
-function groupByDay(charges: readonly Charge[], from: number, to: number): UsageGroup[] {
-  const chargesByDay = new Map<string, Charge[]>();
-  for (const charge of charges) {
-    const day = utcDay(charge.at);
-    let dayCharges = chargesByDay.get(day);
-    if (!dayCharges) chargesByDay.set(day, (dayCharges = []));
-    dayCharges.push(charge);
-  }
+function dayGroups(tallies: ReadonlyMap<string | null, Tally>, from: number, to: number): UsageGroup[] {
   const groups: UsageGroup[] = [];
   for (let dayStart = periodStart("day", from); dayStart < to; dayStart += DAY_MS) {
     const day = utcDay(dayStart);
-    groups.push({ key: day, ...totalsOf(chargesByDay.get(day) ?? []) });
+    groups.push({ key: day, ...(tallies.get(day) ?? emptyTally).totals() });
   }
   return groups;
 }
 
 /** One row per distinct value, the highest cost first, then by key with null last. */
-function groupByValue(charges: readonly Charge[], grouping: Exclude<UsageGrouping, "day">): UsageGroup[] {
-  const chargesByValue = new Map<string | null, Charge[]>();
-  for (const charge of charges) {
-    const value = groupValue(charge, grouping);
-    let valueCharges = chargesByValue.get(value);
-    if (!valueCharges) chargesByValue.set(value, (valueCharges = []));
-    valueCharges.push(charge);
-  }
-  const groups: UsageGroup[] = [...chargesByValue].map(([key, valueCharges]) => ({ key, ...totalsOf(valueCharges) }));
+function valueGroups(tallies: ReadonlyMap<string | null, Tally>): UsageGroup[] {
+  const groups: UsageGroup[] = [...tallies].map(([key, tally]) => ({ key, ...tally.totals() }));
   return groups.sort((left, right) => right.cost - left.cost || compareGroupKeys(left.key, right.key));
 }
 
