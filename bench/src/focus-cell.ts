@@ -7,6 +7,11 @@
  *   node dist/focus-cell.js streaming 32 [repetitions=6] [durationMs=1500]
  *   BENCH_PROFILE=1 node dist/focus-cell.js non-streaming 32   # --cpu-prof on the Sluice server
  *   BENCH_PROFILE=all node dist/focus-cell.js streaming 32     # on the minimal proxy too, to compare
+ *   BENCH_PIN=1 ...                 # servers on CPU 1, client and upstream on CPU 0
+ *   BENCH_SLUICE_FLAGS="--trace-gc" # extra Node flags for the Sluice server
+ *   BENCH_COMPARE_ENV=NAME=1 ...    # Sluice against Sluice with NAME=1 set, instead of the proxy
+ *
+ * Besides CPU, each line shows the server's minor page faults and context switches per request.
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -78,17 +83,21 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
   };
 }
 
+// BENCH_COMPARE_ENV=NAME=value: the baseline is a second Sluice server with that variable set, for
+// an A/B of two variants of the gateway (the variant reads the variable) in one paired run.
+const compareEnv = process.env.BENCH_COMPARE_ENV ? Object.fromEntries([process.env.BENCH_COMPARE_ENV.split("=", 2) as [string, string]]) : null;
+const baselineName = compareEnv === null ? "minimal proxy" : `Sluice ${process.env.BENCH_COMPARE_ENV}`;
 const upstreamStarted = await BenchProcess.start({ name: "upstream", script: "upstream-server" });
 const upstream = upstreamStarted.process;
 const env = { BENCH_UPSTREAM_URL: (upstreamStarted.ready as unknown as ReadyMessage).origin };
 const [proxyStarted, sluiceStarted, client] = await Promise.all([
-  process.env.BENCH_COMPARE_ENV
-    ? BenchProcess.start({ name: "minimal proxy", script: "sluice-server", env: { ...env, ...Object.fromEntries([process.env.BENCH_COMPARE_ENV.split("=")]) }, execArgv: proxyProfileFlags })
-    : BenchProcess.start({ name: "minimal proxy", script: "minimal-proxy", env, execArgv: proxyProfileFlags }),
+  compareEnv !== null
+    ? BenchProcess.start({ name: baselineName, script: "sluice-server", env: { ...env, ...compareEnv }, execArgv: proxyProfileFlags })
+    : BenchProcess.start({ name: baselineName, script: "minimal-proxy", env, execArgv: proxyProfileFlags }),
   BenchProcess.start({ name: "Sluice", script: "sluice-server", env, execArgv: profileFlags }),
   BenchProcess.start({ name: "load generator", script: "load-generator" }),
 ]);
-const paths = [pathOf("minimal proxy", proxyStarted), pathOf("Sluice", sluiceStarted)];
+const paths = [pathOf(baselineName, proxyStarted), pathOf("Sluice", sluiceStarted)];
 // BENCH_PIN=1: the servers on CPU 1, the client and the upstream on CPU 0, so a server's cost is
 // measured without the other processes preempting it or sharing its caches.
 if (process.env.BENCH_PIN === "1") {
@@ -113,7 +122,7 @@ try {
       samples.get(path.name)!.push(result);
       line.push(`${path.name} ${Math.round(result.requestsPerSecond)}/s ${Math.round(result.cpuPerRequest)} µs (${Math.round(result.systemPerRequest)} sys, ${result.faultsPerRequest.toFixed(2)} faults, ${result.switchesPerRequest.toFixed(2)} switches)${result.errors > 0 ? ` (${result.errors} errors)` : ""}`);
     }
-    ratios.push(results.get("Sluice")!.requestsPerSecond / results.get("minimal proxy")!.requestsPerSecond);
+    ratios.push(results.get("Sluice")!.requestsPerSecond / results.get(baselineName)!.requestsPerSecond);
     process.stdout.write(`[${repetition + 1}/${repetitions}] ${line.join("   ")}\n`);
   }
   for (const [name, runs] of samples) {
