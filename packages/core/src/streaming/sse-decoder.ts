@@ -9,6 +9,7 @@
  */
 
 import { isAscii } from "node:buffer";
+import { TextDecoder } from "node:util";
 
 /** ASCII bytes as text: each byte is its character, so no decoding is needed. */
 function asciiText(chunk: Uint8Array): string {
@@ -34,9 +35,9 @@ const space = 0x20;
 export class SseDecoder {
   // UTF-8, non-fatal (bad bytes become U+FFFD, as WHATWG requires), and it drops one leading BOM.
   // `stream: true` keeps a multi-byte character split across chunks until its last byte arrives.
-  #textDecoder = new TextDecoder();
-  /** No byte has gone through `#textDecoder` since it was created or flushed. */
-  #utf8Untouched = true;
+  // Made for the first chunk that is not ASCII, and dropped at `flush`: most streams never need
+  // one. Null also says that no byte has gone through a decoder, so none holds part of a character.
+  #textDecoder: TextDecoder | null = null;
   /** Some text of this stream has been decoded (so a BOM from here on is content). */
   #textSeen = false;
   /** Text after the last line end: the start of a line still arriving. */
@@ -61,16 +62,16 @@ export class SseDecoder {
     // Nearly every stream is ASCII. While the UTF-8 decoder has seen none of it (so holds no part
     // of a character, and no BOM is pending), ASCII bytes are their own text: copying them is
     // cheaper than decoding, and checking costs a SIMD pass.
-    if (this.#utf8Untouched) {
+    let decoder = this.#textDecoder;
+    if (decoder === null) {
       if (isAscii(chunk)) {
         if (chunk.byteLength > 0) this.#textSeen = true;
         return asciiText(chunk);
       }
       // A BOM is dropped only at the very start of the stream: past it, the decoder must keep one.
-      if (this.#textSeen) this.#textDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
-      this.#utf8Untouched = false;
+      decoder = this.#textDecoder = this.#textSeen ? new TextDecoder("utf-8", { ignoreBOM: true }) : new TextDecoder();
     }
-    return this.#textDecoder.decode(chunk, { stream: true });
+    return decoder.decode(chunk, { stream: true });
   }
 
   /** Consumes text from `decodeText` and returns the events it completed, in order. */
@@ -102,10 +103,9 @@ export class SseDecoder {
    */
   flush(): SseEvent[] {
     const events: SseEvent[] = [];
-    if (!this.#utf8Untouched) {
+    if (this.#textDecoder !== null) {
       this.#consume(this.#textDecoder.decode(), events);
-      this.#textDecoder = new TextDecoder();
-      this.#utf8Untouched = true;
+      this.#textDecoder = null;
     }
     this.#textSeen = false;
     if (this.#partialLine.length > 0) {
