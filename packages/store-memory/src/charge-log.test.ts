@@ -33,6 +33,16 @@ describe("ChargeLog", () => {
     expect(log.has("req_5000")).toBe(false);
   });
 
+  it("lists only the charges made in [from, to) when asked for a range", () => {
+    const log = new ChargeLog();
+    const appended = Array.from({ length: 50 }, (_, index) => chargeNumber(index));
+    for (const charge of appended) log.append(charge);
+    const from = appended[10]!.at;
+    const to = appended[20]!.at;
+    expect([...log.charges(from, to)]).toStrictEqual(appended.slice(10, 20));
+    expect([...log.charges(to, to)]).toStrictEqual([]);
+  });
+
   it("hands out new objects, so a caller cannot change what is stored", () => {
     const log = new ChargeLog();
     const charge = chargeNumber(1);

@@ -84,9 +84,17 @@ export class ChargeLog {
     return spent;
   }
 
-  /** Every charge, in the order made, as new objects: for reports and inspection, not the request path. */
-  *charges(): IterableIterator<Charge> {
-    for (const [requestId, row] of this.#rows) yield this.#charge(requestId, row);
+  /**
+   * The charges made at or after `from` and before `to` (every charge by default), in the order
+   * made, as new objects: for reports and inspection, not the request path. Rows outside the range
+   * are passed over on the time column, without building their objects.
+   */
+  *charges(from = -Infinity, to = Infinity): IterableIterator<Charge> {
+    const at = this.#at;
+    for (const [requestId, row] of this.#rows) {
+      const madeAt = at[row]!;
+      if (madeAt >= from && madeAt < to) yield this.#charge(requestId, row);
+    }
   }
 
   #charge(requestId: string, row: number): Charge {

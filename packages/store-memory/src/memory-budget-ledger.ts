@@ -326,10 +326,8 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
       const total = new Tally();
       const groups = new Map<string | null, Tally>();
       // One pass, tallying as it goes: a report over a long range holds no list of its charges.
-      for (const charge of charges.charges()) {
+      for (const charge of charges.charges(parsed.from, parsed.to)) {
         if (
-          charge.at < parsed.from ||
-          charge.at >= parsed.to ||
           (parsed.userId !== undefined && charge.userId !== parsed.userId) ||
           (parsed.keyId !== undefined && charge.keyId !== parsed.keyId) ||
           (allocationIds !== undefined && !allocationIds.has(charge.allocationId)) ||
