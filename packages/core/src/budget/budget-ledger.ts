@@ -2,7 +2,7 @@ import { z } from "zod";
 import { microDollarsSchema } from "../money/micro-dollars.js";
 import type { MicroDollars } from "../money/micro-dollars.js";
 import { groupIdSchema } from "../permissions/permission-store.js";
-import { principalIdSchema } from "../provider/provider-record.js";
+import { isPrincipalId, principalIdSchema } from "../provider/provider-record.js";
 import { budgetPeriods } from "./budget-period.js";
 import type { BudgetPeriod } from "./budget-period.js";
 
@@ -165,12 +165,6 @@ function hasOnlyKeys(input: unknown, allowed: ReadonlySet<string>): boolean {
 
 function isText(value: unknown, maxLength: number): boolean {
   return typeof value === "string" && value.length > 0 && value.length <= maxLength;
-}
-
-const principalIdPattern = /^[^\s:/]+$/;
-
-function isPrincipalId(value: unknown): boolean {
-  return isText(value, 200) && principalIdPattern.test(value as string);
 }
 
 function isWhole(value: unknown): boolean {

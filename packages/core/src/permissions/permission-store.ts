@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { principalIdSchema, providerKinds } from "../provider/provider-record.js";
+import { isPrincipalId, principalIdSchema, providerKinds } from "../provider/provider-record.js";
 import type { ProviderKind, ProviderRef } from "../provider/provider-record.js";
 import { parseField } from "../validation/parse-arguments.js";
 
@@ -66,16 +66,10 @@ export function parseProviderRef(value: unknown, what: string): ProviderRef {
     // Each field is read once: a getter must not answer the check and the copy differently.
     const { id, owner, kind } = value as Record<string, unknown>;
     if (typeof id === "string" && id !== "" && isPrincipalId(owner) && providerKinds.includes(kind as ProviderKind)) {
-      return { id, owner: owner as string, kind: kind as ProviderKind };
+      return { id, owner, kind: kind as ProviderKind };
     }
   }
   return parseField(providerRefSchema, value, "provider", what);
-}
-
-const principalIdPattern = /^[^\s:/]+$/;
-
-function isPrincipalId(value: unknown): boolean {
-  return typeof value === "string" && value.length > 0 && value.length <= 200 && principalIdPattern.test(value);
 }
 
 export const upsertUserInputSchema = z.strictObject({
