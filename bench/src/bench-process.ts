@@ -42,17 +42,19 @@ export class BenchProcess {
   }
 
   /**
-   * Starts `dist/<script>.js` beside this bundle and resolves with its first `ready` message.
-   * Servers get `--expose-gc` (the memory test collects before sampling) plus `execArgv`.
+   * Starts `dist/<script>.js` beside this bundle (or in `directory`, another checkout's bench
+   * build) and resolves with its first `ready` message. Servers get `--expose-gc` (the memory test
+   * collects before sampling) plus `execArgv`.
    */
   static async start(options: {
     name: string;
     script: string;
+    directory?: string;
     env?: Record<string, string>;
     execArgv?: readonly string[];
     timeoutMs?: number;
   }): Promise<{ process: BenchProcess; ready: Message }> {
-    const path = fileURLToPath(new URL(`./${options.script}.js`, import.meta.url));
+    const path = options.directory === undefined ? fileURLToPath(new URL(`./${options.script}.js`, import.meta.url)) : `${options.directory}/${options.script}.js`;
     const child = fork(path, [], {
       execArgv: ["--expose-gc", ...(options.execArgv ?? [])],
       env: { ...process.env, ...options.env },

@@ -10,6 +10,7 @@
  *   BENCH_PIN=1 ...                 # servers on CPU 1, client and upstream on CPU 0
  *   BENCH_SLUICE_FLAGS="--trace-gc" # extra Node flags for the Sluice server
  *   BENCH_COMPARE_ENV=NAME=1 ...    # Sluice against Sluice with NAME=1 set, instead of the proxy
+ *   BENCH_BASELINE_DIST=<checkout>/bench/dist ...  # Sluice against another built checkout's Sluice
  *
  * Besides CPU, each line shows the server's minor page faults and context switches per request.
  */
@@ -85,14 +86,17 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
 
 // BENCH_COMPARE_ENV=NAME=value: the baseline is a second Sluice server with that variable set, for
 // an A/B of two variants of the gateway (the variant reads the variable) in one paired run.
+// BENCH_BASELINE_DIST=<dir>: the baseline is the Sluice server of another checkout (built, with its
+// bench built), for a before/after of a change in one paired run.
 const compareEnv = process.env.BENCH_COMPARE_ENV ? Object.fromEntries([process.env.BENCH_COMPARE_ENV.split("=", 2) as [string, string]]) : null;
-const baselineName = compareEnv === null ? "minimal proxy" : `Sluice ${process.env.BENCH_COMPARE_ENV}`;
+const baselineDist = process.env.BENCH_BASELINE_DIST || null;
+const baselineName = compareEnv !== null ? `Sluice ${process.env.BENCH_COMPARE_ENV}` : baselineDist !== null ? "baseline" : "minimal proxy";
 const upstreamStarted = await BenchProcess.start({ name: "upstream", script: "upstream-server" });
 const upstream = upstreamStarted.process;
 const env = { BENCH_UPSTREAM_URL: (upstreamStarted.ready as unknown as ReadyMessage).origin };
 const [proxyStarted, sluiceStarted, client] = await Promise.all([
-  compareEnv !== null
-    ? BenchProcess.start({ name: baselineName, script: "sluice-server", env: { ...env, ...compareEnv }, execArgv: proxyProfileFlags })
+  compareEnv !== null || baselineDist !== null
+    ? BenchProcess.start({ name: baselineName, script: "sluice-server", ...(baselineDist === null ? {} : { directory: baselineDist }), env: { ...env, ...compareEnv }, execArgv: proxyProfileFlags })
     : BenchProcess.start({ name: baselineName, script: "minimal-proxy", env, execArgv: proxyProfileFlags }),
   BenchProcess.start({ name: "Sluice", script: "sluice-server", env, execArgv: profileFlags }),
   BenchProcess.start({ name: "load generator", script: "load-generator" }),

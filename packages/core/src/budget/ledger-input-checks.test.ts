@@ -1,13 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "../testing/seeded-random.js";
 import { chargeInputSchema, isChargeInput, isReserveInput, reserveInputSchema } from "./budget-ledger.js";
-
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state * 1_664_525 + 1_013_904_223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
 
 const text = ["req_1", "", "x".repeat(200), "x".repeat(201), 7, null, undefined];
 const principal = ["bench-user", "", "a:b", "a/b", "a b", "x".repeat(201), 3, undefined];
@@ -57,7 +50,7 @@ describe.each([
   { name: "isChargeInput", check: isChargeInput, schema: chargeInputSchema, fields: chargeFields },
 ])("$name", ({ check, schema, fields }) => {
   it("agrees with its schema on 50,000 generated inputs", () => {
-    const next = random(42);
+    const next = seededRandom(42);
     let accepted = 0;
     for (let index = 0; index < 50_000; index++) {
       const input = generate(next, fields);

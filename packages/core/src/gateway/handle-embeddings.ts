@@ -7,7 +7,8 @@ import type { GatewayReply, GatewayRequest } from "./gateway-request.js";
 import { reserveBudget } from "./reserve-budget.js";
 import type { EmbeddingRequest } from "./request-schemas.js";
 import type { ResolvedModel } from "./resolve-model.js";
-import { withFallback, withFirstByteTimeout, withRetry } from "./upstream-attempt.js";
+import { RequestControl } from "./request-control.js";
+import { attemptDeployments } from "./upstream-attempt.js";
 import type { Attempt } from "./upstream-attempt.js";
 import { worstCaseCost } from "./worst-case-cost.js";
 
@@ -27,18 +28,13 @@ export async function handleEmbeddings(input: {
   const meter = await reserveBudget({ context, requestId, caller: input.caller, resolved, price, amount });
   const countInput = () => countTextTokens(typeof body.input === "string" ? body.input : JSON.stringify(body.input));
 
-  const controller = new AbortController();
-  const onClientGone = () => controller.abort();
-  input.request.signal.addEventListener("abort", onClientGone, { once: true });
-  const total = setTimeout(onClientGone, context.timeouts.totalMs);
+  const control = new RequestControl(input.request.signal, context.timeouts);
   try {
     const attempt: Attempt<ProviderResponse> = (deployment, signal) =>
       deployment.embeddings({ body: { ...body, model: deployment.model }, signal, requestId });
-    const { result } = await withFallback(
-      resolved.deployments,
-      withRetry(withFirstByteTimeout(attempt, context.timeouts.firstByteMs), context.retry),
-      controller.signal,
-    );
+    const result = await attemptDeployments(resolved.deployments, attempt, control, context.retry).catch((error: unknown) => {
+      throw control.failure(error);
+    });
     meter.usage = result.usage ?? { inputTokens: await countInput(), outputTokens: 0, source: "counted" };
     return {
       kind: "json",
@@ -52,7 +48,6 @@ export async function handleEmbeddings(input: {
     await meter.settle(countInput);
     throw error;
   } finally {
-    clearTimeout(total);
-    input.request.signal.removeEventListener("abort", onClientGone);
+    control.dispose();
   }
 }

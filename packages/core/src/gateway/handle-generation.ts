@@ -11,7 +11,8 @@ import { modelRewriter } from "./model-rewriter.js";
 import { reserveBudget } from "./reserve-budget.js";
 import type { ChatCompletionRequest, CompletionRequest } from "./request-schemas.js";
 import type { ResolvedModel } from "./resolve-model.js";
-import { withFallback, withFirstByteTimeout, withRetry } from "./upstream-attempt.js";
+import { RequestControl } from "./request-control.js";
+import { attemptDeployments } from "./upstream-attempt.js";
 import type { Attempt } from "./upstream-attempt.js";
 import { worstCaseCost } from "./worst-case-cost.js";
 
@@ -94,54 +95,19 @@ function callDeployment(generation: Generation, upstreamBody: OpenAIRequestBody,
   };
 }
 
-type RequestControl = ReturnType<typeof requestController>;
-
-/**
- * A total timeout and the client's disconnect, as one signal for everything upstream. It keeps
- * only the client's signal: it lives as long as the stream, and must not hold the request.
- */
-function requestController(generation: Generation) {
-  return controlRequest(generation.signal, generation.context.timeouts.totalMs);
-}
-
-function controlRequest(clientSignal: AbortSignal, totalMs: number) {
-  const controller = new AbortController();
-  let reason: "client-disconnect" | "timeout" | null = null;
-  const abort = (why: "client-disconnect" | "timeout") => {
-    reason ??= why;
-    controller.abort();
-  };
-  const onClientGone = () => abort("client-disconnect");
-  if (clientSignal.aborted) onClientGone();
-  else clientSignal.addEventListener("abort", onClientGone, { once: true });
-  const total = setTimeout(() => abort("timeout"), totalMs);
-  return {
-    signal: controller.signal,
-    abort,
-    /** Cancels whatever is still running upstream, without claiming a reason. */
-    cancel: () => controller.abort(),
-    reason: () => reason,
-    dispose() {
-      clearTimeout(total);
-      clientSignal.removeEventListener("abort", onClientGone);
-    },
-  };
+/** The limits and the off switch of a generation; it keeps only the client's signal, not the request. */
+function requestControl(generation: Generation): RequestControl {
+  return new RequestControl(generation.signal, generation.context.timeouts);
 }
 
 async function completeGeneration(generation: Generation, meter: RequestMeter, countInput: () => Promise<number>): Promise<GatewayReply> {
   const { context, resolved } = generation;
   const { stream: _stream, stream_options: _streamOptions, ...upstreamBody } = generation.body;
-  const control = requestController(generation);
+  const control = requestControl(generation);
   try {
     const attempt = callDeployment(generation, upstreamBody, false) as Attempt<ProviderResponse>;
-    const { result } = await withFallback(
-      resolved.deployments,
-      withRetry(withFirstByteTimeout(attempt, context.timeouts.firstByteMs), context.retry),
-      control.signal,
-    ).catch((error: unknown) => {
-      throw control.reason() === "timeout"
-        ? new GatewayError("upstream_timeout", "The request took longer than the gateway allows.", { cause: error })
-        : error;
+    const result = await attemptDeployments(resolved.deployments, attempt, control, context.retry).catch((error: unknown) => {
+      throw control.failure(error);
     });
     meter.usage = result.usage ?? {
       inputTokens: await countInput(),
@@ -185,7 +151,7 @@ interface StartedStream {
  * starting needs (the upstream body copy, the attempt closures) is not kept alive by the relay
  * for as long as the stream runs.
  */
-async function startStream(generation: Generation, signal: AbortSignal): Promise<StartedStream> {
+async function startStream(generation: Generation, control: RequestControl): Promise<StartedStream> {
   const { context, resolved } = generation;
   // Always ask for usage, so metering does not depend on the client remembering to.
   const upstreamBody: OpenAIRequestBody = {
@@ -206,24 +172,17 @@ async function startStream(generation: Generation, signal: AbortSignal): Promise
       throw error;
     }
   };
-  const { result } = await withFallback(
-    resolved.deployments,
-    withRetry(withFirstByteTimeout(attempt, context.timeouts.firstByteMs), context.retry),
-    signal,
-  );
-  return result;
+  return attemptDeployments(resolved.deployments, attempt, control, context.retry);
 }
 
 async function streamGeneration(generation: Generation, meter: RequestMeter, countInput: () => Promise<number>): Promise<StreamReply> {
-  const control = requestController(generation);
+  const control = requestControl(generation);
   let started: StartedStream;
   try {
-    started = await startStream(generation, control.signal);
+    started = await startStream(generation, control);
   } catch (error) {
     control.dispose();
-    throw control.reason() === "timeout"
-      ? new GatewayError("upstream_timeout", "The request took longer than the gateway allows.", { cause: error })
-      : error;
+    throw control.failure(error);
   }
   const relayed: Relay = {
     iterator: started.iterator,
@@ -231,7 +190,6 @@ async function streamGeneration(generation: Generation, meter: RequestMeter, cou
     control,
     meter,
     countInput,
-    idleMs: generation.context.timeouts.idleMs,
     clientWantsUsage: generation.body.stream_options?.include_usage === true,
     rewriteModel: modelRewriter(generation.resolved.modelId),
     requestId: generation.requestId,
@@ -261,7 +219,6 @@ interface Relay {
   control: RequestControl;
   meter: RequestMeter;
   countInput: () => Promise<number>;
-  idleMs: number;
   clientWantsUsage: boolean;
   rewriteModel: (data: string) => string;
   requestId: string;
@@ -292,7 +249,7 @@ function withoutSpans(text: string, spans: readonly number[]): string {
 /** Relays the upstream's batches, meters them, ends the stream as OpenAI does, and settles. */
 async function* relay(state: Relay): AsyncGenerator<string, void, undefined> {
   const { iterator, first, control, meter } = state;
-  const idle = setTimeout(() => control.abort("timeout"), state.idleMs);
+  control.streaming();
   let outcome = "completed";
   let errorCode: string | null = null;
   // Set once the upstream's events have ended by themselves: nothing then runs upstream that
@@ -317,29 +274,28 @@ async function* relay(state: Relay): AsyncGenerator<string, void, undefined> {
           upstreamEnded = true;
           break;
         }
-        idle.refresh();
+        control.progressed();
         batch = next.value;
       }
     }
     if (state.clientWantsUsage && meter.usage === null) last += await usageChunk(meter, state.countInput, state.requestId, state.modelId);
     yield last + doneEvent;
   } catch (thrown) {
-    if (control.reason() === "client-disconnect") {
+    if (control.reason === "client-disconnect") {
       outcome = "client-disconnect";
       return;
     }
     const error =
-      control.reason() === "timeout"
+      control.reason === "timeout"
         ? new GatewayError("upstream_timeout", "The upstream stopped sending within the time the gateway allows.", { cause: thrown })
         : GatewayError.from(thrown);
-    outcome = control.reason() === "timeout" ? "timeout" : "upstream-error";
+    outcome = control.reason === "timeout" ? "timeout" : "upstream-error";
     errorCode = error.code;
     // After the first byte an error can only travel as an event; the stream then ends without
     // [DONE], so no client mistakes it for a finished answer.
     yield `data: ${JSON.stringify(error.toJSON())}\n\n`;
   } finally {
-    clearTimeout(idle);
-    if (control.reason() === "client-disconnect") outcome = "client-disconnect";
+    if (control.reason === "client-disconnect") outcome = "client-disconnect";
     // An abort builds a DOMException with its stack and destroys the already-finished upstream
     // body with it, whose stack is then formatted: about 8% of the gateway's CPU on a short
     // stream in `npm run bench` profiles. Pay it only when something upstream may still run.

@@ -1,14 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "../testing/seeded-random.js";
 import { chatCompletionRequestSchema, isWellFormedChatRequest } from "./request-schemas.js";
-
-/** A small deterministic generator, so a failure names a seed that reproduces it. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state * 1_664_525 + 1_013_904_223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
 
 /** Values a field might hold in a request: right, wrong, and at the edges. */
 const fieldValues: Record<string, unknown[]> = {
@@ -56,7 +48,7 @@ describe("isWellFormedChatRequest", () => {
   });
 
   it("never accepts a body the schema refuses, over 20,000 generated bodies", () => {
-    const next = random(20261122);
+    const next = seededRandom(20261122);
     let accepted = 0;
     let refused = 0;
     for (let index = 0; index < 20_000; index++) {
@@ -73,7 +65,7 @@ describe("isWellFormedChatRequest", () => {
   });
 
   it("accepts every generated body the schema accepts: it refuses nothing good", () => {
-    const next = random(7);
+    const next = seededRandom(7);
     for (let index = 0; index < 20_000; index++) {
       const body = generate(next);
       if (chatCompletionRequestSchema.safeParse(body).success) expect(isWellFormedChatRequest(body), JSON.stringify(body)).toBe(true);

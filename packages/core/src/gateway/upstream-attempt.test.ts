@@ -1,9 +1,26 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../errors/gateway-error.js";
 import type { Deployment } from "../provider/provider.js";
-import { isRetryable, retryDelay, withFallback, withFirstByteTimeout, withRetry } from "./upstream-attempt.js";
+import { RequestControl } from "./request-control.js";
+import { attemptDeployments, isRetryable, retryDelay } from "./upstream-attempt.js";
+import type { Attempt } from "./upstream-attempt.js";
 
 const retry = { attemptsPerDeployment: 3, baseDelayMs: 1, maxDelayMs: 50 };
+const limits = { firstByteMs: 1_000, idleMs: 1_000, totalMs: 10_000 };
+
+/** Runs `attempt` over the deployments with a fresh control, disposed afterwards. */
+async function attemptAll<T>(
+  deployments: Deployment[],
+  attempt: Attempt<T>,
+  options: { clientSignal?: AbortSignal; limits?: typeof limits } = {},
+): Promise<T> {
+  const control = new RequestControl(options.clientSignal ?? new AbortController().signal, options.limits ?? limits);
+  try {
+    return await attemptDeployments(deployments, attempt, control, retry);
+  } finally {
+    control.dispose();
+  }
+}
 
 function deployment(id: string): Deployment {
   const refuse = () => Promise.reject(new Error("not used"));
@@ -52,109 +69,140 @@ describe("retryDelay", () => {
   });
 });
 
-describe("withRetry", () => {
+describe("attemptDeployments: retries on one deployment", () => {
   it("retries a retryable failure on the same deployment until it succeeds", async () => {
     let calls = 0;
-    const attempt = withRetry(async () => {
+    const answer = attemptAll([deployment("a")], async () => {
       calls++;
       if (calls < 3) throw failing(503);
       return "ok";
-    }, retry);
-    await expect(attempt(deployment("a"), new AbortController().signal)).resolves.toBe("ok");
+    });
+    await expect(answer).resolves.toBe("ok");
     expect(calls).toBe(3);
   });
 
   it("stops after the configured number of tries", async () => {
     let calls = 0;
-    const attempt = withRetry(async () => {
+    const answer = attemptAll([deployment("a")], async () => {
       calls++;
       throw failing(502);
-    }, retry);
-    await expect(attempt(deployment("a"), new AbortController().signal)).rejects.toMatchObject({ status: 502 });
+    });
+    await expect(answer).rejects.toMatchObject({ status: 502 });
     expect(calls).toBe(3);
   });
 
   it("never retries a client error", async () => {
     let calls = 0;
-    const attempt = withRetry(async () => {
+    const answer = attemptAll([deployment("a")], async () => {
       calls++;
       throw failing(400);
-    }, retry);
-    await expect(attempt(deployment("a"), new AbortController().signal)).rejects.toMatchObject({ status: 400 });
+    });
+    await expect(answer).rejects.toMatchObject({ status: 400 });
     expect(calls).toBe(1);
   });
 
-  it("stops waiting as soon as the client goes away", async () => {
-    const controller = new AbortController();
-    const attempt = withRetry(async () => {
-      throw failing(429, { "retry-after-ms": "40" });
-    }, retry);
-    const result = attempt(deployment("a"), controller.signal);
-    setTimeout(() => controller.abort(), 5);
-    await expect(result).rejects.toBeInstanceOf(GatewayError);
+  it("stops waiting between tries as soon as the client goes away", async () => {
+    const client = new AbortController();
+    let calls = 0;
+    const answer = attemptAll(
+      [deployment("a"), deployment("b")],
+      async () => {
+        calls++;
+        throw failing(429, { "retry-after-ms": "40" });
+      },
+      { clientSignal: client.signal },
+    );
+    setTimeout(() => client.abort(), 5);
+    const startedAt = performance.now();
+    await expect(answer).rejects.toBeInstanceOf(GatewayError);
+    expect(performance.now() - startedAt).toBeLessThan(35);
+    expect(calls).toBe(1);
+  });
+
+  it("gives every try a signal of its own, which the client's disconnect aborts", async () => {
+    const client = new AbortController();
+    const signals: AbortSignal[] = [];
+    const answer = attemptAll(
+      [deployment("a")],
+      (_target, signal) => {
+        signals.push(signal);
+        if (signals.length === 1) return Promise.reject(failing(503));
+        return new Promise<string>((_resolve, reject) => signal.addEventListener("abort", () => reject(new Error("aborted"))));
+      },
+      { clientSignal: client.signal },
+    );
+    await expect.poll(() => signals.length).toBe(2);
+    expect(signals[0]).not.toBe(signals[1]);
+    expect(signals[1]!.aborted).toBe(false);
+    client.abort();
+    await expect(answer).rejects.toBeInstanceOf(GatewayError);
+    expect(signals[1]!.aborted).toBe(true);
   });
 });
 
-describe("withFallback", () => {
+describe("attemptDeployments: fallback across deployments", () => {
   it("moves to the next deployment after a retryable failure", async () => {
     const tried: string[] = [];
-    const { result, deployment: served } = await withFallback(
-      [deployment("east"), deployment("west")],
-      async (target) => {
-        tried.push(target.id);
-        if (target.id === "east") throw failing(429, { "retry-after": "120" });
-        return "answer";
-      },
-      new AbortController().signal,
-    );
+    const result = await attemptAll([deployment("east"), deployment("west")], async (target) => {
+      tried.push(target.id);
+      if (target.id === "east") throw failing(429, { "retry-after": "120" });
+      return "answer";
+    });
     expect(result).toBe("answer");
-    expect(served.id).toBe("west");
     expect(tried).toEqual(["east", "west"]);
   });
 
   it("does not fall back after a client error", async () => {
     const tried: string[] = [];
-    await expect(
-      withFallback(
-        [deployment("east"), deployment("west")],
-        async (target) => {
-          tried.push(target.id);
-          throw failing(400);
-        },
-        new AbortController().signal,
-      ),
-    ).rejects.toMatchObject({ status: 400 });
+    const answer = attemptAll([deployment("east"), deployment("west")], async (target) => {
+      tried.push(target.id);
+      throw failing(400);
+    });
+    await expect(answer).rejects.toMatchObject({ status: 400 });
     expect(tried).toEqual(["east"]);
   });
 
   it("rethrows the last failure when every deployment fails", async () => {
-    await expect(
-      withFallback([deployment("east"), deployment("west")], async (target) => {
-        throw new GatewayError("upstream_error", `down: ${target.id}`);
-      }, new AbortController().signal),
-    ).rejects.toThrow("down: west");
+    const answer = attemptAll([deployment("east"), deployment("west")], async (target) => {
+      throw new GatewayError("upstream_error", `down: ${target.id}`);
+    });
+    await expect(answer).rejects.toThrow("down: west");
   });
 });
 
-describe("withFirstByteTimeout", () => {
-  it("fails a try that produces nothing in time with a 504, and aborts it", async () => {
-    let aborted = false;
-    const attempt = withFirstByteTimeout(
+describe("attemptDeployments: the first-byte limit", () => {
+  const short = { firstByteMs: 10, idleMs: 1_000, totalMs: 10_000 };
+
+  it("fails a try that produces nothing in time with a 504, aborts it, and tries again", async () => {
+    let aborted = 0;
+    const answer = attemptAll(
+      [deployment("a")],
       (_target, signal) =>
         new Promise<string>((_resolve, reject) => {
           signal.addEventListener("abort", () => {
-            aborted = true;
+            aborted++;
             reject(new Error("aborted"));
           });
         }),
-      10,
+      { limits: short },
     );
-    await expect(attempt(deployment("a"), new AbortController().signal)).rejects.toMatchObject({ status: 504, code: "upstream_timeout" });
-    expect(aborted).toBe(true);
+    await expect(answer).rejects.toMatchObject({ status: 504, code: "upstream_timeout", message: "The upstream did not answer within 10 ms." });
+    expect(aborted).toBe(retry.attemptsPerDeployment);
   });
 
   it("passes through a try that answers in time", async () => {
-    const attempt = withFirstByteTimeout(async () => "fast", 1_000);
-    await expect(attempt(deployment("a"), new AbortController().signal)).resolves.toBe("fast");
+    await expect(attemptAll([deployment("a")], async () => "fast", { limits: short })).resolves.toBe("fast");
+  });
+
+  it("falls back to the next deployment when one never answers", async () => {
+    const answer = attemptAll(
+      [deployment("slow"), deployment("fast")],
+      (target, signal) =>
+        target.id === "fast"
+          ? Promise.resolve("fast")
+          : new Promise<string>((_resolve, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")))),
+      { limits: short },
+    );
+    await expect(answer).resolves.toBe("fast");
   });
 });

@@ -1,12 +1,11 @@
 import { GatewayError } from "../errors/gateway-error.js";
 import type { Deployment } from "../provider/provider.js";
 import type { GatewayRetry } from "./gateway-options.js";
+import type { RequestControl } from "./request-control.js";
 
 /**
  * One try at one deployment. Everything an attempt does happens before the first byte reaches the
- * client; that is what makes it safe to repeat. The wrappers below compose as
- * `withFallback(withRetry(withFirstByteTimeout(attempt)))`: a timeout makes a try fail, a failed try
- * is retried on the same deployment while it may be, and then the next deployment is tried.
+ * client; that is what makes it safe to repeat (see `attemptDeployments`).
  */
 export type Attempt<T> = (deployment: Deployment, signal: AbortSignal) => Promise<T>;
 
@@ -22,41 +21,6 @@ const quotaCodes = new Set([
 export function isRetryable(error: GatewayError): boolean {
   if (error.status === 429 && error.wireCode !== null && quotaCodes.has(error.wireCode)) return false;
   return error.retryable;
-}
-
-/**
- * Fails a try that has not produced its first byte within `ms`, with a 504.
- *
- * Each try gets its own signal, which the request's signal aborts too: a timed-out try must not
- * abort the request, whose next try needs a live signal. A listener rather than `AbortSignal.any`,
- * whose composite signals cost several times as much per request and stay in memory for as long
- * as a stream runs.
- */
-export function withFirstByteTimeout<T>(next: Attempt<T>, ms: number): Attempt<T> {
-  return async (deployment, signal) => {
-    const controller = new AbortController();
-    const follow = () => controller.abort(signal.reason);
-    if (signal.aborted) follow();
-    else signal.addEventListener("abort", follow, { once: true });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, ms);
-    try {
-      // On success the listener stays: the try's signal must still follow the request's (a
-      // disconnect, the total timeout) for as long as what it started runs.
-      return await next(deployment, controller.signal);
-    } catch (error) {
-      signal.removeEventListener("abort", follow);
-      if (timedOut && !signal.aborted) {
-        throw new GatewayError("upstream_timeout", `The upstream did not answer within ${ms} ms.`, { cause: error });
-      }
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
-  };
 }
 
 /**
@@ -85,52 +49,44 @@ export function retryDelay(error: GatewayError, attempt: number, options: Gatewa
   return delay > options.maxDelayMs ? null : delay;
 }
 
-/** Retries one deployment on retryable failures, up to `attemptsPerDeployment` tries. */
-export function withRetry<T>(next: Attempt<T>, options: GatewayRetry): Attempt<T> {
-  return async (deployment, signal) => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await next(deployment, signal);
-      } catch (thrown) {
-        const error = GatewayError.from(thrown);
-        if (signal.aborted || !isRetryable(error) || attempt >= options.attemptsPerDeployment) throw error;
-        const delay = retryDelay(error, attempt, options);
-        if (delay === null) throw error;
-        await sleep(delay, signal);
-      }
-    }
-  };
-}
-
-/** Tries each deployment in turn while failures are retryable; rethrows the last failure. */
-export async function withFallback<T>(
+/**
+ * Tries the deployments in turn until one answers. A try that misses its first byte within the
+ * limit fails with a 504; a failed try is tried again on the same deployment while the failure is
+ * retryable, up to `attemptsPerDeployment` tries and after the wait `retryDelay` names; then the
+ * next deployment is tried. A failure that is not retryable, or an aborted request, ends it at
+ * once; otherwise the last failure is thrown once every deployment has failed.
+ *
+ * One loop rather than a wrapper per concern: each wrapper was an async layer, a closure and (for
+ * the first-byte limit) a timer and an AbortController on every request.
+ */
+export async function attemptDeployments<T>(
   deployments: readonly Deployment[],
-  next: Attempt<T>,
-  signal: AbortSignal,
-): Promise<{ result: T; deployment: Deployment }> {
+  attempt: Attempt<T>,
+  control: RequestControl,
+  retry: GatewayRetry,
+): Promise<T> {
   let last: GatewayError | null = null;
   for (const deployment of deployments) {
-    try {
-      return { result: await next(deployment, signal), deployment };
-    } catch (thrown) {
-      last = GatewayError.from(thrown);
-      if (signal.aborted || !isRetryable(last)) throw last;
+    for (let tries = 1; ; tries++) {
+      const signal = control.startTry();
+      let error: GatewayError;
+      try {
+        const result = await attempt(deployment, signal);
+        control.answered();
+        return result;
+      } catch (thrown) {
+        error = control.tryTimedOut
+          ? new GatewayError("upstream_timeout", `The upstream did not answer within ${control.limits.firstByteMs} ms.`, { cause: thrown })
+          : GatewayError.from(thrown);
+      }
+      control.answered();
+      if (control.aborted || !isRetryable(error)) throw error;
+      last = error;
+      if (tries >= retry.attemptsPerDeployment) break;
+      const delay = retryDelay(error, tries, retry);
+      if (delay === null) break;
+      await control.sleep(delay);
     }
   }
   throw last ?? new GatewayError("provider_unavailable", "No deployment serves this model.");
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new GatewayError("upstream_error", "The request was cancelled."));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new GatewayError("upstream_error", "The request was cancelled."));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

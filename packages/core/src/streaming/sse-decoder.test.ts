@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "../testing/seeded-random.js";
 import { SseDecoder, type SseEvent } from "./sse-decoder.js";
 
 const encoder = new TextEncoder();
@@ -49,18 +50,6 @@ function range(start: number, end: number): number[] {
   return Array.from({ length: Math.max(0, end - start) }, (_, index) => start + index);
 }
 
-/** A small seeded generator (mulberry32), so a failing random split can be reproduced. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = state;
-    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1);
-    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const fixtureDirectory = new URL("../testing/__fixtures__/sse/", import.meta.url);
 const captures = readdirSync(fixtureDirectory)
   .filter((name) => name.endsWith(".txt"))
@@ -78,6 +67,7 @@ function referenceSplit(bytes: Uint8Array): string[] {
     .filter((line) => line.startsWith("data: "))
     .map((line) => line.slice("data: ".length));
 }
+
 
 // Splitting a capture at every offset decodes it once per offset. Above this size that costs
 // tens of seconds (the 101 KB OpenAI capture: ~20 s), so larger captures are split at every

@@ -105,7 +105,22 @@ describe("readUsage", () => {
 
   it("reads usage only at the top level", () => {
     expect(readUsage('{"choices":[{"delta":{},"usage":{"prompt_tokens":1,"completion_tokens":2}}]}')).toBeNull();
+    expect(readUsage('{"x":{"usage":{"prompt_tokens":1,"completion_tokens":2}},"usage":null}')).toBeNull();
+    expect(readUsage('{"x":["{\\"usage\\":{"],"usage":{"prompt_tokens":1,"completion_tokens":2}}')?.usage.inputTokens).toBe(1);
   });
+
+  it("takes the last of a repeated usage member, as JSON.parse does", () => {
+    expect(readUsage('{"usage":{"prompt_tokens":1,"completion_tokens":2},"usage":null}')).toBeNull();
+    expect(readUsage('{"usage":null,"usage":{"prompt_tokens":3,"completion_tokens":4}}')?.usage.inputTokens).toBe(3);
+  });
+
+  it("returns null for a payload that is not one complete object", () => {
+    expect(readUsage('[{"usage":{"prompt_tokens":1,"completion_tokens":2}}]')).toBeNull();
+    expect(readUsage('{"usage":{"prompt_tokens":1,"completion_tokens":2}}}')).toBeNull();
+    expect(readUsage('{"usage":{"prompt_tokens":1,"completion_tokens":2}} x')).toBeNull();
+    expect(readUsage('{"usage":{"prompt_tokens":1,"completion_tokens":2},"x":"unterminated}')).toBeNull();
+  });
+
 });
 
 describe("readStreamError", () => {
