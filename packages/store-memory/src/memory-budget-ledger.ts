@@ -260,8 +260,14 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
     async commit(input) {
       const parsed = isChargeInput(input) ? input : parseInput(chargeInputSchema, input, "charge");
       const state = requireAllocation(parsed.allocationId);
-      const previous = charges.get(parsed.requestId);
-      if (previous !== undefined) return { charge: previous, duplicate: true };
+      // A request that holds a reservation has no charge yet (reserve refuses a charged request,
+      // and a charge ends its reservation), so the charge log, which grows with every request,
+      // is searched only for a request without one.
+      const reservation = reservations.get(parsed.requestId);
+      if (reservation === undefined) {
+        const previous = charges.get(parsed.requestId);
+        if (previous !== undefined) return { charge: previous, duplicate: true };
+      }
 
       const charge: Charge = {
         requestId: parsed.requestId,
@@ -281,7 +287,6 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
       if (cached !== null && periodStart(cached.period, charge.at) === cached.start) cached.spent += charge.cost;
       if (charge.keyId !== null) keyStateOf(charge.keyId).lifetimeSpent += charge.cost;
       // The reservation ends with the charge, whether it was still live or had already lapsed.
-      const reservation = reservations.get(charge.requestId);
       if (reservation !== undefined) forget(reservation);
       events.publish("usage-charge", { ...charge });
       return { charge: { ...charge }, duplicate: false };
