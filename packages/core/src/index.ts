@@ -27,6 +27,7 @@ export * from "./gateway/gateway-options.js";
 export * from "./gateway/gateway-request.js";
 export * from "./gateway/create-gateway.js";
 export * from "./gateway/authenticate.js";
+export * from "./gateway/request-control.js";
 export * from "./gateway/upstream-attempt.js";
 export * from "./http/node-handler.js";
 export * from "./http/fetch-handler.js";
