@@ -11,13 +11,14 @@
  *   BENCH_SLUICE_FLAGS="--trace-gc" # extra Node flags for the Sluice server
  *   BENCH_COMPARE_ENV=NAME=1 ...    # Sluice against Sluice with NAME=1 set, instead of the proxy
  *   BENCH_BASELINE_DIST=<checkout>/bench/dist ...  # Sluice against another built checkout's Sluice
+ *   BENCH_ALLOCATIONS=1 ...         # heap bytes allocated per request by each server, and where
  *
  * Besides CPU, each line shows the server's minor page faults and context switches per request.
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { BenchProcess } from "./bench-process.js";
-import type { CellResult, CpuSample, MemorySample, ReadyMessage, Target } from "./protocol.js";
+import type { AllocationSample, CellResult, CpuSample, MemorySample, ReadyMessage, Target } from "./protocol.js";
 import { median } from "./statistics.js";
 import { chatRequestBody } from "./workload.js";
 
@@ -56,11 +57,20 @@ function cpu(path: Path): Promise<CpuSample> {
   return path.process.request<CpuSample>({ type: "cpu" });
 }
 
+// BENCH_ALLOCATIONS=1: each server samples its heap allocations over the measured window (the
+// sampler costs CPU, so the CPU figures of such a run read high; bytes per request do not).
+const sampleAllocations = process.env.BENCH_ALLOCATIONS === "1";
+
 async function run(client: BenchProcess, path: Path, warmupMs: number, measuredMs: number) {
-  const window: { start: Promise<CpuSample> | null; upstream: Promise<CpuSample> | null } = { start: null, upstream: null };
+  const window: { start: Promise<CpuSample> | null; upstream: Promise<CpuSample> | null; allocations: Promise<unknown> | null } = {
+    start: null,
+    upstream: null,
+    allocations: null,
+  };
   client.on("measure-start", () => {
     window.start = cpu(path);
     window.upstream = upstream.request<CpuSample>({ type: "cpu" });
+    if (sampleAllocations) window.allocations = path.process.request({ type: "allocations", action: "start" });
   });
   const result = await client
     .request<CellResult>(
@@ -69,6 +79,11 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
     )
     .finally(() => client.off("measure-start"));
   const [end, upstreamEnd] = await Promise.all([cpu(path), upstream.request<CpuSample>({ type: "cpu" })]);
+  let allocated: AllocationSample | null = null;
+  if (window.allocations !== null) {
+    await window.allocations;
+    allocated = await path.process.request<AllocationSample>({ type: "allocations", action: "stop" });
+  }
   const begin = window.start === null ? end : await window.start;
   const upstreamBegin = window.upstream === null ? upstreamEnd : await window.upstream;
   const requests = Math.max(1, result.requests);
@@ -81,6 +96,7 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
     upstreamPerRequest: (upstreamEnd.cpuMicros - upstreamBegin.cpuMicros) / requests,
     clientPerRequest: result.clientCpuPerRequest,
     errors: result.errors,
+    allocated: allocated === null ? null : { bytesPerRequest: allocated.bytes / requests, sites: allocated.sites.map((entry) => ({ site: entry.site, bytesPerRequest: entry.bytes / requests })) },
   };
 }
 
@@ -135,6 +151,18 @@ try {
     );
   }
   process.stdout.write(`${modeArgument} c=${concurrency}: throughput ratio (paired median) ${median(ratios).toFixed(3)}\n`);
+  if (sampleAllocations) {
+    for (const [name, runs] of samples) {
+      const measured = runs.flatMap((sample) => (sample.allocated === null ? [] : [sample.allocated]));
+      if (measured.length === 0) continue;
+      process.stdout.write(`${name.padEnd(14)} allocates ${(median(measured.map((entry) => entry.bytesPerRequest)) / 1024).toFixed(1)} KiB per request (median of ${measured.length}); by site, over all repetitions:\n`);
+      const bySite = new Map<string, number>();
+      for (const entry of measured) for (const site of entry.sites) bySite.set(site.site, (bySite.get(site.site) ?? 0) + site.bytesPerRequest / measured.length);
+      for (const [site, bytes] of [...bySite].sort((left, right) => right[1] - left[1]).slice(0, 15)) {
+        process.stdout.write(`  ${Math.round(bytes).toString().padStart(6)} B  ${site}\n`);
+      }
+    }
+  }
   for (const path of paths) {
     const memory = await path.process.request<MemorySample>({ type: "memory" });
     process.stdout.write(`${path.name.padEnd(14)} heap after GC ${(memory.heapUsed / 2 ** 20).toFixed(1)} MiB, RSS ${(memory.rss / 2 ** 20).toFixed(1)} MiB\n`);

@@ -45,7 +45,20 @@ export interface CpuSample {
   contextSwitches: number;
 }
 
-export type ServerRequest = { id: number; type: "memory" } | { id: number; type: "cpu" } | { id: number; type: "close" };
+export type ServerRequest =
+  | { id: number; type: "memory" }
+  | { id: number; type: "cpu" }
+  | { id: number; type: "allocations"; action: "start" | "stop" }
+  | { id: number; type: "close" };
+
+/**
+ * What a server allocated on its heap between an `allocations` start and stop, from V8's sampling
+ * heap profiler counting collected objects too: bytes in all, and by allocating function.
+ */
+export interface AllocationSample {
+  bytes: number;
+  sites: Array<{ site: string; bytes: number }>;
+}
 
 export interface CellRequest {
   id: number;

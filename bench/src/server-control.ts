@@ -3,8 +3,9 @@
  * the orchestrator's memory, CPU and close requests. Servers run with `--expose-gc`, so a memory
  * sample is taken after forced full collections and measures what is live, not what is garbage.
  */
+import { Session } from "node:inspector/promises";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import type { CpuSample, MemorySample, ReadyMessage, ServerRequest } from "./protocol.js";
+import type { AllocationSample, CpuSample, MemorySample, ReadyMessage, ServerRequest } from "./protocol.js";
 
 function send(message: object): void {
   process.send?.(message);
@@ -45,6 +46,50 @@ function sampleCpu(): CpuSample {
   };
 }
 
+interface SamplingNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SamplingNode[];
+}
+
+let allocationSession: Session | null = null;
+
+/**
+ * Samples every allocation, kept or collected, about one per `samplingInterval` bytes: V8 scales
+ * each sample by its odds, so the sums estimate what was allocated, not what survived. Allocation
+ * is the one cost of a request that repeats exactly on a noisy machine, and what the scavenger's
+ * pauses grow with.
+ */
+async function allocations(action: "start" | "stop"): Promise<AllocationSample> {
+  if (action === "start") {
+    allocationSession ??= new Session();
+    allocationSession.connect();
+    await allocationSession.post("HeapProfiler.startSampling", {
+      samplingInterval: 512,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+    return { bytes: 0, sites: [] };
+  }
+  if (allocationSession === null) throw new Error("allocation sampling was not started");
+  const { profile } = (await allocationSession.post("HeapProfiler.stopSampling")) as { profile: { head: SamplingNode } };
+  allocationSession.disconnect();
+  const bySite = new Map<string, number>();
+  let bytes = 0;
+  const walk = (node: SamplingNode) => {
+    if (node.selfSize > 0) {
+      const { functionName, url, lineNumber } = node.callFrame;
+      const site = `${functionName || "(anonymous)"} ${url.replace(/^.*\/(node_modules|packages)\//, "")}:${lineNumber + 1}`;
+      bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
+      bytes += node.selfSize;
+    }
+    for (const child of node.children) walk(child);
+  };
+  walk(profile.head);
+  const sites = [...bySite].map(([site, siteBytes]) => ({ site, bytes: siteBytes })).sort((left, right) => right.bytes - left.bytes);
+  return { bytes, sites: sites.slice(0, 25) };
+}
+
 /**
  * Announces the server and serves the orchestrator until it asks to close. `close` should stop
  * listening and release the server's own resources; the process then exits, which is also what
@@ -66,6 +111,9 @@ async function answer(message: ServerRequest, close: () => Promise<void>): Promi
       return;
     case "cpu":
       send({ id: message.id, ...sampleCpu() });
+      return;
+    case "allocations":
+      send({ id: message.id, ...(await allocations(message.action)) });
       return;
     case "close":
       await Promise.race([close(), new Promise((resolve) => setTimeout(resolve, 2_000))]);
