@@ -1,4 +1,5 @@
 import type { Charge, MicroDollars } from "@sluice/core";
+import { RequestIdIndex } from "./request-id-index.js";
 
 const initialCapacity = 1_024;
 /** Marks a charge without a key in the key column. */
@@ -12,9 +13,9 @@ const noKey = -1;
  * and a long-lived object per request made every garbage collection mark a little more: a
  * gateway's CPU per request grew with the number of requests it had served (about 10 µs more
  * per stream after 100,000 streams, `npm run bench`'s focus cell). Numbers live in typed arrays,
- * which the collector never walks, and ids (allocation, user, key, provider, model) are stored
- * once each and referred to by index. What stays on the collected heap per charge is its
- * request id, the key of `getCharge`.
+ * which the collector never walks; ids (allocation, user, key, provider, model) are stored once
+ * each and referred to by index; request ids, the key of `getCharge`, live in a `RequestIdIndex`.
+ * Nothing of a charge stays on the collected heap.
  */
 export class ChargeLog {
   #length = 0;
@@ -27,8 +28,8 @@ export class ChargeLog {
   #key = new Int32Array(initialCapacity);
   #provider = new Int32Array(initialCapacity);
   #model = new Int32Array(initialCapacity);
-  /** Request id -> row; a Map iterates in insertion order, so it also lists the rows' request ids in order. */
-  readonly #rows = new Map<string, number>();
+  /** Request id <-> row. */
+  readonly #requestIds = new RequestIdIndex();
   readonly #texts: string[] = [];
   readonly #textIndexes = new Map<string, number>();
   /** Allocation text index -> its rows, so a period's sum does not scan every allocation's charges. */
@@ -39,20 +40,20 @@ export class ChargeLog {
   }
 
   has(requestId: string): boolean {
-    return this.#rows.has(requestId);
+    return this.#requestIds.get(requestId) !== -1;
   }
 
   /** The charge made for `requestId`, as a new object, or undefined. */
   get(requestId: string): Charge | undefined {
-    const row = this.#rows.get(requestId);
-    return row === undefined ? undefined : this.#charge(requestId, row);
+    const row = this.#requestIds.get(requestId);
+    return row === -1 ? undefined : this.#charge(requestId, row);
   }
 
   /** Records a charge; its request id must not have one yet (the ledger checks first). */
   append(charge: Charge): void {
-    if (this.#rows.has(charge.requestId)) throw new Error(`The request '${charge.requestId}' is already in the log.`);
     if (this.#length === this.#at.length) this.#grow();
-    const row = this.#length;
+    const row = this.#requestIds.add(charge.requestId);
+    if (row === -1) throw new Error(`The request '${charge.requestId}' is already in the log.`);
     const allocation = this.#textIndex(charge.allocationId);
     this.#at[row] = charge.at;
     this.#cost[row] = charge.cost;
@@ -63,7 +64,6 @@ export class ChargeLog {
     this.#key[row] = charge.keyId === null ? noKey : this.#textIndex(charge.keyId);
     this.#provider[row] = this.#textIndex(charge.providerId);
     this.#model[row] = this.#textIndex(charge.model);
-    this.#rows.set(charge.requestId, row);
     let rows = this.#allocationRows.get(allocation);
     if (rows === undefined) this.#allocationRows.set(allocation, (rows = new RowList()));
     rows.push(row);
@@ -91,16 +91,31 @@ export class ChargeLog {
    */
   *charges(from = -Infinity, to = Infinity): IterableIterator<Charge> {
     const at = this.#at;
-    for (const [requestId, row] of this.#rows) {
+    for (let row = 0; row < this.#length; row++) {
       const madeAt = at[row]!;
-      if (madeAt >= from && madeAt < to) yield this.#charge(requestId, row);
+      if (madeAt >= from && madeAt < to) yield this.#charge(this.#requestIds.idOf(row), row);
+    }
+  }
+
+  /**
+   * The same charges as `charges`, without their request ids, which a usage report never reads
+   * and which would each be rebuilt as a string from the id index.
+   */
+  *unnamedCharges(from = -Infinity, to = Infinity): IterableIterator<Omit<Charge, "requestId">> {
+    const at = this.#at;
+    for (let row = 0; row < this.#length; row++) {
+      const madeAt = at[row]!;
+      if (madeAt >= from && madeAt < to) yield this.#fields(row);
     }
   }
 
   #charge(requestId: string, row: number): Charge {
+    return { requestId, ...this.#fields(row) };
+  }
+
+  #fields(row: number): Omit<Charge, "requestId"> {
     const key = this.#key[row]!;
     return {
-      requestId,
       allocationId: this.#texts[this.#allocation[row]!]!,
       userId: this.#texts[this.#user[row]!]!,
       keyId: key === noKey ? null : this.#texts[key]!,

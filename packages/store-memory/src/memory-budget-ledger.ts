@@ -331,7 +331,7 @@ export function createMemoryBudgetLedger(options: MemoryBudgetLedgerOptions = {}
       const total = new Tally();
       const groups = new Map<string | null, Tally>();
       // One pass, tallying as it goes: a report over a long range holds no list of its charges.
-      for (const charge of charges.charges(parsed.from, parsed.to)) {
+      for (const charge of charges.unnamedCharges(parsed.from, parsed.to)) {
         if (
           (parsed.userId !== undefined && charge.userId !== parsed.userId) ||
           (parsed.keyId !== undefined && charge.keyId !== parsed.keyId) ||
@@ -400,7 +400,7 @@ class Tally {
   cost = 0;
   readonly users = new Set<string>();
 
-  add(charge: Charge): void {
+  add(charge: Omit<Charge, "requestId">): void {
     this.requests += 1;
     this.inputTokens += charge.inputTokens;
     this.outputTokens += charge.outputTokens;
@@ -438,7 +438,7 @@ function valueGroups(tallies: ReadonlyMap<string | null, Tally>): UsageGroup[] {
   return groups.sort((left, right) => right.cost - left.cost || compareGroupKeys(left.key, right.key));
 }
 
-function groupValue(charge: Charge, grouping: Exclude<UsageGrouping, "day">): string | null {
+function groupValue(charge: Omit<Charge, "requestId">, grouping: Exclude<UsageGrouping, "day">): string | null {
   switch (grouping) {
     case "model":
       return charge.model;
