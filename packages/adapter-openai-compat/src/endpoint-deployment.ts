@@ -66,6 +66,8 @@ export class EndpointDeployment implements OpenAICompatDeployment {
 
   /** `stream: true`, and `stream_options` kept unless the server is known to reject it. */
   #streaming(body: OpenAIRequestBody): OpenAIRequestBody {
+    // The gateway's streaming body usually needs nothing changed: no copy then.
+    if (body.stream === true && !(this.#endpoint.dropStreamOptions && body.stream_options !== undefined)) return body;
     const out: OpenAIRequestBody = { ...body, stream: true };
     if (this.#endpoint.dropStreamOptions) delete out.stream_options;
     return out;

@@ -77,9 +77,10 @@ function countInput_(generation: Generation): Promise<number> {
   return countTextTokens(typeof prompt === "string" ? prompt : JSON.stringify(prompt));
 }
 
-function callDeployment(generation: Generation, upstreamBody: OpenAIRequestBody, stream: boolean) {
+/** Calls one deployment with the body `bodyFor` makes for its model: a new object per call. */
+function callDeployment(generation: Generation, bodyFor: (model: string) => OpenAIRequestBody, stream: boolean) {
   return (deployment: Parameters<Attempt<unknown>>[0], signal: AbortSignal) => {
-    const call = { body: { ...upstreamBody, model: deployment.model }, signal, requestId: generation.requestId };
+    const call = { body: bodyFor(deployment.model), signal, requestId: generation.requestId };
     if (generation.operation === "completions") {
       const serve = stream ? deployment.streamCompletions?.bind(deployment) : deployment.completions?.bind(deployment);
       if (!serve) {
@@ -102,10 +103,14 @@ function requestControl(generation: Generation): RequestControl {
 
 async function completeGeneration(generation: Generation, meter: RequestMeter, countInput: () => Promise<number>): Promise<GatewayReply> {
   const { context, resolved } = generation;
-  const { stream: _stream, stream_options: _streamOptions, ...upstreamBody } = generation.body;
+  const bodyFor = (model: string): OpenAIRequestBody => {
+    const { stream: _stream, stream_options: _streamOptions, ...upstreamBody } = generation.body;
+    upstreamBody.model = model;
+    return upstreamBody;
+  };
   const control = requestControl(generation);
   try {
-    const attempt = callDeployment(generation, upstreamBody, false) as Attempt<ProviderResponse>;
+    const attempt = callDeployment(generation, bodyFor, false) as Attempt<ProviderResponse>;
     const result = await attemptDeployments(resolved.deployments, attempt, control, context.retry).catch((error: unknown) => {
       throw control.failure(error);
     });
@@ -154,14 +159,15 @@ interface StartedStream {
 async function startStream(generation: Generation, control: RequestControl): Promise<StartedStream> {
   const { context, resolved } = generation;
   // Always ask for usage, so metering does not depend on the client remembering to.
-  const upstreamBody: OpenAIRequestBody = {
+  const bodyFor = (model: string): OpenAIRequestBody => ({
     ...generation.body,
+    model,
     stream: true,
     stream_options: { ...generation.body.stream_options, include_usage: true },
-  };
+  });
   // The first events are read inside the attempt: until they arrive nothing has gone to the
   // client, so a failure up to then may still be retried, fall back, or become a proper status.
-  const call = callDeployment(generation, upstreamBody, true) as Attempt<ProviderStream>;
+  const call = callDeployment(generation, bodyFor, true) as Attempt<ProviderStream>;
   const attempt: Attempt<StartedStream> = async (deployment, attemptSignal) => {
     const stream = await call(deployment, attemptSignal);
     const iterator = stream.batches[Symbol.asyncIterator]();
