@@ -12,6 +12,7 @@
  *   BENCH_COMPARE_ENV=NAME=1 ...    # Sluice against Sluice with NAME=1 set, instead of the proxy
  *   BENCH_BASELINE_DIST=<checkout>/bench/dist ...  # Sluice against another built checkout's Sluice
  *   BENCH_ALLOCATIONS=1 ...         # heap bytes allocated per request by each server, and where
+ *   BENCH_ALLOCATION_FRAMES=3 ...   # with BENCH_ALLOCATIONS, each site with its two nearest callers
  *
  * Besides CPU, each line shows the server's minor page faults and context switches per request.
  */

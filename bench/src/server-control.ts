@@ -75,17 +75,21 @@ async function allocations(action: "start" | "stop"): Promise<AllocationSample> 
   const { profile } = (await allocationSession.post("HeapProfiler.stopSampling")) as { profile: { head: SamplingNode } };
   allocationSession.disconnect();
   const bySite = new Map<string, number>();
+  // BENCH_ALLOCATION_FRAMES=3: a site is the allocating function and its two nearest callers.
+  const frames = Math.max(1, Number(process.env.BENCH_ALLOCATION_FRAMES ?? 1));
   let bytes = 0;
-  const walk = (node: SamplingNode) => {
+  const walk = (node: SamplingNode, callers: string[]) => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const name = `${functionName || "(anonymous)"} ${url.replace(/^.*\/(node_modules|packages)\//, "")}:${lineNumber + 1}`;
+    const stack = [name, ...callers].slice(0, frames);
     if (node.selfSize > 0) {
-      const { functionName, url, lineNumber } = node.callFrame;
-      const site = `${functionName || "(anonymous)"} ${url.replace(/^.*\/(node_modules|packages)\//, "")}:${lineNumber + 1}`;
+      const site = stack.join(" < ");
       bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
       bytes += node.selfSize;
     }
-    for (const child of node.children) walk(child);
+    for (const child of node.children) walk(child, stack);
   };
-  walk(profile.head);
+  walk(profile.head, []);
   const sites = [...bySite].map(([site, siteBytes]) => ({ site, bytes: siteBytes })).sort((left, right) => right.bytes - left.bytes);
   return { bytes, sites: sites.slice(0, 25) };
 }
