@@ -12,7 +12,7 @@ import { parseInput } from "../validation/parse-input.js";
 import { authenticate } from "./authenticate.js";
 import type { Caller } from "./authenticate.js";
 import type { GatewayContext } from "./gateway-context.js";
-import { defaultRetry, defaultTimeouts } from "./gateway-options.js";
+import { gatewayLimits } from "./gateway-limits.js";
 import type { GatewayOptions } from "./gateway-options.js";
 import type { GatewayReply, GatewayRequest, JsonReply } from "./gateway-request.js";
 import { handleEmbeddings } from "./handle-embeddings.js";
@@ -53,7 +53,7 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
   const events = options.events ?? createEventBus();
   const clock = options.clock ?? systemClock;
   const registry = new ProviderRegistry({ catalog: options.stores.catalog, adapters: options.adapters });
-  const reservationLeaseMs = options.reservationLeaseMs ?? 10 * 60_000;
+  const limits = gatewayLimits(options);
   const context: GatewayContext = {
     stores: options.stores,
     identify: options.identify,
@@ -62,16 +62,16 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     prices: options.prices ?? null,
     events,
     clock,
-    maxBodyBytes: options.maxBodyBytes ?? 8 * 1024 * 1024,
-    defaultMaxOutputTokens: options.defaultMaxOutputTokens ?? 4_096,
-    reservationLeaseMs,
-    leases: new LeaseRenewer(options.stores.ledger, reservationLeaseMs),
-    timeouts: { ...defaultTimeouts, ...options.timeouts },
-    retry: { ...defaultRetry, ...options.retry },
+    maxBodyBytes: limits.maxBodyBytes,
+    defaultMaxOutputTokens: limits.defaultMaxOutputTokens,
+    reservationLeaseMs: limits.reservationLeaseMs,
+    leases: new LeaseRenewer(options.stores.ledger, limits.reservationLeaseMs),
+    timeouts: limits.timeouts,
+    retry: limits.retry,
   };
 
   // Lapsed holds already stop counting at once; the sweep only keeps the reservation table small.
-  const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+  const sweepIntervalMs = limits.sweepIntervalMs;
   const sweeper =
     sweepIntervalMs > 0
       ? setInterval(() => {

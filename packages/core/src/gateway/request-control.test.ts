@@ -116,6 +116,23 @@ describe("RequestControl", () => {
     expect(performance.now() - startedAt).toBeGreaterThanOrEqual(15);
   });
 
+  it("waits out limits longer than one Node timer can, in steps rather than an overflowing timer", async () => {
+    // Node runs a timer past 2^31 - 1 ms after 1 ms instead, with a TimeoutOverflowWarning.
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on("warning", onWarning);
+    try {
+      const request = control({ firstByteMs: 2 ** 40, idleMs: 2 ** 40, totalMs: 2 ** 41 });
+      const signal = request.startTry();
+      await sleep(30);
+      expect(signal.aborted).toBe(false);
+      expect(request.tryTimedOut).toBe(false);
+    } finally {
+      process.off("warning", onWarning);
+    }
+    expect(warnings).not.toContain("TimeoutOverflowWarning");
+  });
+
   it("stops following the client and its limits once disposed", async () => {
     const client = new AbortController();
     const request = new RequestControl(client.signal, { firstByteMs: 10, idleMs: 10, totalMs: 10 });
