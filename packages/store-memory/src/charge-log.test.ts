@@ -41,6 +41,8 @@ describe("ChargeLog", () => {
     const to = appended[20]!.at;
     expect([...log.charges(from, to)]).toStrictEqual(appended.slice(10, 20));
     expect([...log.charges(to, to)]).toStrictEqual([]);
+    // The same charges for reports, without the request ids they do not read.
+    expect([...log.unnamedCharges(from, to)]).toStrictEqual(appended.slice(10, 20).map(({ requestId: _requestId, ...fields }) => fields));
   });
 
   it("hands out new objects, so a caller cannot change what is stored", () => {

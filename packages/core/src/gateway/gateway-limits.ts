@@ -17,28 +17,36 @@ const positive = z.number({ error: "must be a number" }).int({ error: "must be a
 const nonNegative = z.number({ error: "must be a number" }).int({ error: "must be a whole number" }).min(0, { error: "must not be negative" });
 
 /**
- * A host's numbers, checked when the gateway is made: a limit that is not a positive whole number
- * (a string from a config file, NaN, 0 for "no limit") would otherwise surface only as requests
- * that time out at once, or never.
+ * A host's numbers, checked when the gateway is made, and completed with the defaults: a limit
+ * that is not a positive whole number (a string from a config file, NaN, 0 for "no limit") would
+ * otherwise surface only as requests that time out at once, or never.
  */
 const limitsSchema = z.object({
-  maxBodyBytes: positive.optional(),
-  defaultMaxOutputTokens: positive.optional(),
-  reservationLeaseMs: positive.optional(),
-  sweepIntervalMs: nonNegative.optional(),
+  maxBodyBytes: positive.default(8 * 1024 * 1024),
+  defaultMaxOutputTokens: positive.default(4_096),
+  reservationLeaseMs: positive.default(10 * 60_000),
+  sweepIntervalMs: nonNegative.default(60_000),
   timeouts: z
-    .object({ firstByteMs: positive.optional(), idleMs: positive.optional(), totalMs: positive.optional() })
+    .object({
+      firstByteMs: positive.default(defaultTimeouts.firstByteMs),
+      idleMs: positive.default(defaultTimeouts.idleMs),
+      totalMs: positive.default(defaultTimeouts.totalMs),
+    })
     .strict()
-    .optional(),
+    .prefault({}),
   retry: z
-    .object({ attemptsPerDeployment: positive.optional(), baseDelayMs: nonNegative.optional(), maxDelayMs: nonNegative.optional() })
+    .object({
+      attemptsPerDeployment: positive.default(defaultRetry.attemptsPerDeployment),
+      baseDelayMs: nonNegative.default(defaultRetry.baseDelayMs),
+      maxDelayMs: nonNegative.default(defaultRetry.maxDelayMs),
+    })
     .strict()
-    .optional(),
+    .prefault({}),
 });
 
 /** The options' limits, checked (a 400 GatewayError naming the field) and completed with the defaults. */
 export function gatewayLimits(options: Pick<GatewayOptions, keyof GatewayLimits>): GatewayLimits {
-  const parsed = parseInput(
+  return parseInput(
     limitsSchema,
     {
       maxBodyBytes: options.maxBodyBytes,
@@ -50,18 +58,4 @@ export function gatewayLimits(options: Pick<GatewayOptions, keyof GatewayLimits>
     },
     "gateway options",
   );
-  return {
-    maxBodyBytes: parsed.maxBodyBytes ?? 8 * 1024 * 1024,
-    defaultMaxOutputTokens: parsed.defaultMaxOutputTokens ?? 4_096,
-    reservationLeaseMs: parsed.reservationLeaseMs ?? 10 * 60_000,
-    sweepIntervalMs: parsed.sweepIntervalMs ?? 60_000,
-    timeouts: { ...defaultTimeouts, ...withoutUndefined(parsed.timeouts) },
-    retry: { ...defaultRetry, ...withoutUndefined(parsed.retry) },
-  };
-}
-
-/** `{ idleMs: undefined }` must not override a default. */
-function withoutUndefined<T extends object>(value: T | undefined): Partial<T> {
-  if (value === undefined) return {};
-  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as Partial<T>;
 }

@@ -37,7 +37,7 @@ describe("RequestControl", () => {
   it("does not time out a try that answered", async () => {
     const request = control({ firstByteMs: 15 });
     const signal = request.startTry();
-    request.answered();
+    request.tryEnded();
     await sleep(40);
     expect(signal.aborted).toBe(false);
     expect(request.tryTimedOut).toBe(false);
@@ -64,7 +64,7 @@ describe("RequestControl", () => {
   it("times the whole request out, whatever phase it is in", async () => {
     const request = control({ totalMs: 30 });
     const signal = request.startTry();
-    request.answered();
+    request.tryEnded();
     request.streaming();
     for (let batch = 0; batch < 10 && !signal.aborted; batch++) {
       await sleep(10);
@@ -78,7 +78,7 @@ describe("RequestControl", () => {
   it("keeps a stream alive while batches come within the idle limit, and ends it when they stop", async () => {
     const request = control({ idleMs: 40 });
     const signal = request.startTry();
-    request.answered();
+    request.tryEnded();
     request.streaming();
     // Batches every 10 ms for 120 ms: three times the idle limit, never idle for it.
     for (let batch = 0; batch < 12; batch++) {

@@ -79,8 +79,8 @@ export class RequestControl {
     return controller.signal;
   }
 
-  /** The try answered: no first-byte limit any more (a stream then calls `streaming`). */
-  answered(): void {
+  /** The try answered or failed: its first-byte limit no longer applies (a stream then calls `streaming`). */
+  tryEnded(): void {
     this.#phase = waitingForNothing;
   }
 

@@ -72,14 +72,14 @@ export async function attemptDeployments<T>(
       let error: GatewayError;
       try {
         const result = await attempt(deployment, signal);
-        control.answered();
+        control.tryEnded();
         return result;
       } catch (thrown) {
         error = control.tryTimedOut
           ? new GatewayError("upstream_timeout", `The upstream did not answer within ${control.limits.firstByteMs} ms.`, { cause: thrown })
           : GatewayError.from(thrown);
       }
-      control.answered();
+      control.tryEnded();
       if (control.aborted || !isRetryable(error)) throw error;
       last = error;
       if (tries >= retry.attemptsPerDeployment) break;
