@@ -12,6 +12,8 @@ export default defineConfig({
     "sluice-server": "src/sluice-server.ts",
     "profile-summary": "src/profile-summary.ts",
     "focus-cell": "src/focus-cell.ts",
+    "gateway-overhead": "src/gateway-overhead.ts",
+    "skeleton-server": "src/skeleton-server.ts",
   },
   format: ["esm"],
   dts: false,

@@ -11,6 +11,8 @@
  *   BENCH_SLUICE_FLAGS="--trace-gc" # extra Node flags for the Sluice server
  *   BENCH_COMPARE_ENV=NAME=1 ...    # Sluice against Sluice with NAME=1 set, instead of the proxy
  *   BENCH_BASELINE_DIST=<checkout>/bench/dist ...  # Sluice against another built checkout's Sluice
+ *   BENCH_BASELINE=skeleton ...     # Sluice against its skeleton (streaming): what the gateway's policy costs
+ *   BENCH_SUBJECT=skeleton ...      # the skeleton in Sluice's place: what the skeleton costs over the proxy
  *   BENCH_ALLOCATIONS=1 ...         # heap bytes allocated per request by each server, and where
  *   BENCH_ALLOCATION_FRAMES=3 ...   # with BENCH_ALLOCATIONS, each site with its two nearest callers
  *
@@ -107,15 +109,20 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
 // bench built), for a before/after of a change in one paired run.
 const compareEnv = process.env.BENCH_COMPARE_ENV ? Object.fromEntries([process.env.BENCH_COMPARE_ENV.split("=", 2) as [string, string]]) : null;
 const baselineDist = process.env.BENCH_BASELINE_DIST || null;
-const baselineName = compareEnv !== null ? `Sluice ${process.env.BENCH_COMPARE_ENV}` : baselineDist !== null ? "baseline" : "minimal proxy";
+// BENCH_BASELINE=skeleton: the baseline is Sluice's skeleton (skeleton-server.ts: the real edge,
+// upstream call and stream reader, none of the gateway's policy), so the ratio is what the policy
+// costs. BENCH_SUBJECT=skeleton measures the skeleton in Sluice's place (against the proxy).
+const skeletonBaseline = process.env.BENCH_BASELINE === "skeleton";
+const subjectScript = process.env.BENCH_SUBJECT === "skeleton" ? "skeleton-server" : "sluice-server";
+const baselineName = compareEnv !== null ? `Sluice ${process.env.BENCH_COMPARE_ENV}` : baselineDist !== null ? "baseline" : skeletonBaseline ? "skeleton" : "minimal proxy";
 const upstreamStarted = await BenchProcess.start({ name: "upstream", script: "upstream-server" });
 const upstream = upstreamStarted.process;
 const env = { BENCH_UPSTREAM_URL: (upstreamStarted.ready as unknown as ReadyMessage).origin };
 const [proxyStarted, sluiceStarted, client] = await Promise.all([
   compareEnv !== null || baselineDist !== null
     ? BenchProcess.start({ name: baselineName, script: "sluice-server", ...(baselineDist === null ? {} : { directory: baselineDist }), env: { ...env, ...compareEnv }, execArgv: proxyProfileFlags })
-    : BenchProcess.start({ name: baselineName, script: "minimal-proxy", env, execArgv: proxyProfileFlags }),
-  BenchProcess.start({ name: "Sluice", script: "sluice-server", env, execArgv: profileFlags }),
+    : BenchProcess.start({ name: baselineName, script: skeletonBaseline ? "skeleton-server" : "minimal-proxy", env, execArgv: proxyProfileFlags }),
+  BenchProcess.start({ name: "Sluice", script: subjectScript, env, execArgv: profileFlags }),
   BenchProcess.start({ name: "load generator", script: "load-generator" }),
 ]);
 const paths = [pathOf(baselineName, proxyStarted), pathOf("Sluice", sluiceStarted)];

@@ -60,7 +60,7 @@ let allocationSession: Session | null = null;
  * is the one cost of a request that repeats exactly on a noisy machine, and what the scavenger's
  * pauses grow with.
  */
-async function allocations(action: "start" | "stop"): Promise<AllocationSample> {
+export async function allocations(action: "start" | "stop"): Promise<AllocationSample> {
   if (action === "start") {
     allocationSession ??= new Session();
     allocationSession.connect();
