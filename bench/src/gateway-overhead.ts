@@ -2,8 +2,9 @@
  * The gateway's own work per request, with no network: `gateway.handle` and the whole reply,
  * in one process, against a provider that answers from memory with bytes the fake upstream sent.
  * The loopback benches measure Sluice against a proxy on two shared CPUs, where one cell of one
- * run is good to about ±0.15; this measures what the gateway adds to a request to about a
- * microsecond, so a change to the request path can be judged before a full run.
+ * run is good to about ±0.15; this measures what the gateway itself spends on a request to a
+ * few microseconds (medians of separate runs agree within about 10%), so a change to the request
+ * path can be judged before a full run.
  *
  *   node dist/gateway-overhead.js [streaming|non-streaming] [concurrency] [requests] [rounds]
  *
