@@ -37,13 +37,13 @@ function liveBytes(): number {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Sends a streaming chat on a raw socket and resolves with the socket, paused, once the response head has arrived. */
-async function openStalledStream(): Promise<{ socket: Socket; head: string }> {
+async function openStalledStream(on: TestHost = host): Promise<{ socket: Socket; head: string }> {
   const body = JSON.stringify(chatBody({ stream: true }, { chunks: offeredChunks }));
-  const { port } = new URL(host.origin);
+  const { port } = new URL(on.origin);
   const socket = connect(Number(port), "127.0.0.1");
   await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
   socket.write(
-    `POST ${basePath}/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${host.keys.carol}\r\n` +
+    `POST ${basePath}/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${on.keys.carol}\r\n` +
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
   let received = "";
@@ -115,5 +115,43 @@ describe("a client that stops reading", () => {
     // The gateway is fine: the next request is served in full.
     const completion = await client.chat.completions.create({ model: chatModel, messages: [{ role: "user", content: "Again?" }], max_tokens: 4 });
     expect(completion.choices[0]?.message.content).toBe(fakeReplyText(4));
+  });
+
+  it("is cut off at the total limit when it never reads again, and its request settles", async () => {
+    // Short limits: the stream flows well within the idle limit, but the client never reads.
+    const limited = await startTestHost({ gateway: { timeouts: { firstByteMs: 2_000, idleMs: 300, totalMs: 1_500 } } });
+    try {
+      const { socket, head } = await openStalledStream(limited);
+      const requestId = /x-request-id: (\S+)/i.exec(head)?.[1];
+      expect(requestId).toBeDefined();
+      // The idle limit does not fire while the socket is full: the client is slow, not the upstream.
+      await sleep(800);
+      expect(limited.ends.has(requestId!)).toBe(false);
+      expect((await limited.allocation()).reserved).toBeGreaterThan(0);
+
+      // The total limit does: the upstream is stopped, the reservation settled and the delivered
+      // output charged.
+      const end = await limited.waitForEnd(requestId!, 5_000);
+      expect(end.outcome).toBe("timeout");
+      expect(end.errorCode).toBe("upstream_timeout");
+      await limited.upstream.waitForAbort(0, 2_000);
+      expect((await limited.allocation()).reserved).toBe(0);
+      const charge = await limited.sluice.stores.ledger.getCharge(requestId!);
+      expect(charge?.outputTokens).toBeGreaterThan(0);
+
+      // And the connection was dropped, as no clean end could reach the client: reading again, it
+      // gets what was in flight, then the close, with no end of stream.
+      let rest = "";
+      socket.on("data", (chunk: Buffer) => {
+        rest += chunk.toString("latin1");
+      });
+      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+      socket.resume();
+      await closed;
+      expect(rest.length).toBeGreaterThan(0);
+      expect(rest).not.toContain("data: [DONE]");
+    } finally {
+      await limited.close();
+    }
   });
 });

@@ -126,4 +126,28 @@ describe("createFetchHandler with Request objects", () => {
     const charge = await host.sluice.stores.ledger.getCharge(requestId);
     expect(charge).toMatchObject({ outputTokens: 3, cost: charge!.inputTokens + 3 });
   });
+
+  it("ends a stream whose consumer stops reading at the total limit, and settles it", async () => {
+    const limited = await startTestHost({ gateway: { timeouts: { firstByteMs: 2_000, idleMs: 300, totalMs: 1_000 } } });
+    try {
+      const limitedHandle = createFetchHandler(limited.sluice.gateway, { basePath });
+      const response = await limitedHandle(post("/chat/completions", chatBody({ stream: true }, { chunks: 1_000, intervalMs: 5 }), limited.keys.carol));
+      const requestId = response.headers.get("x-request-id")!;
+      const reader = response.body!.getReader();
+      expect((await reader.read()).done).toBe(false);
+      // The consumer stops reading: the stream is not pulled, so no idle limit runs, but the total does.
+      const end = await limited.waitForEnd(requestId, 5_000);
+      expect(end.outcome).toBe("timeout");
+      expect((await limited.allocation()).reserved).toBe(0);
+      expect((await limited.sluice.stores.ledger.getCharge(requestId))?.outputTokens).toBeGreaterThan(0);
+      // What the body still holds is read out, then it fails: the stream did not end cleanly.
+      await expect(
+        (async () => {
+          for (;;) if ((await reader.read()).done) return;
+        })(),
+      ).rejects.toThrow(/did not read it within the time allowed/);
+    } finally {
+      await limited.close();
+    }
+  });
 });

@@ -138,6 +138,27 @@ describe("the client goes away mid-stream", () => {
   });
 });
 
+describe("an edge that lets go of a stream before reading it", () => {
+  it("still settles it: return() before the first piece releases the reservation and stops the upstream", async () => {
+    const reply = await host.sluice.gateway.handle({
+      method: "POST",
+      path: "/chat/completions",
+      headers: { get: (name) => ({ "content-type": "application/json", authorization: `Bearer ${host.keys.carol}` })[name] },
+      body: Buffer.from(JSON.stringify(streaming({ chunks: 1_000, intervalMs: 20 }))),
+      signal: new AbortController().signal,
+      raw: null,
+    });
+    expect(reply.kind).toBe("stream");
+    if (reply.kind !== "stream") return;
+    // An async generator's return() before its first next() would skip its body, settling included.
+    await reply.events.return(undefined);
+    const requestId = reply.headers["x-request-id"]!;
+    await host.upstream.waitForAbort(0, 2_000);
+    const { end } = await settledCharge(requestId);
+    expect(end.outcome).toBe("client-disconnect");
+  });
+});
+
 describe("the upstream fails mid-stream", () => {
   it("dies after 3 chunks: the client gets an OpenAI-shaped error event and no [DONE]; the 3 chunks are charged", async () => {
     const { data: stream, response } = await host

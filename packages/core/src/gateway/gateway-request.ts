@@ -40,6 +40,13 @@ export interface StreamReply {
   status: number;
   headers: Record<string, string>;
   events: AsyncGenerator<string, void, undefined>;
+  /**
+   * Aborts when the gateway gives up on the stream: its total time ran out, or what fed it was
+   * cancelled. An edge waiting for the client to read more (a full socket) then stops waiting,
+   * drops the connection and finishes the iteration, so a client that stops reading without
+   * going away cannot hold a stream (and its reservation) open for ever.
+   */
+  signal?: AbortSignal;
 }
 
 export type GatewayReply = JsonReply | StreamReply;

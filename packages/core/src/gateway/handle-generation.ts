@@ -149,6 +149,8 @@ interface StartedStream {
   stream: ProviderStream;
   iterator: AsyncIterator<ProviderStreamBatch>;
   first: IteratorResult<ProviderStreamBatch>;
+  /** The signal of the try that answered: it aborts on the total limit, a disconnect, or a cancel. */
+  signal: AbortSignal;
 }
 
 /**
@@ -172,7 +174,7 @@ async function startStream(generation: Generation, control: RequestControl): Pro
     const stream = await call(deployment, attemptSignal);
     const iterator = stream.batches[Symbol.asyncIterator]();
     try {
-      return { stream, iterator, first: await iterator.next() };
+      return { stream, iterator, first: await iterator.next(), signal: attemptSignal };
     } catch (error) {
       await iterator.return?.();
       throw error;
@@ -211,7 +213,8 @@ async function streamGeneration(generation: Generation, meter: RequestMeter, cou
       // Keeps nginx-style proxies from buffering the stream (wire-formats §5).
       "x-accel-buffering": "no",
     },
-    events: relay(relayed),
+    events: new RelayEvents(relayed),
+    signal: started.signal,
   };
 }
 
@@ -252,6 +255,57 @@ function withoutSpans(text: string, spans: readonly number[]): string {
   return kept + text.slice(from);
 }
 
+/**
+ * The relay's events, finished however the edge lets go of them. `return()` on an async generator
+ * that has not started skips its body, `finally` included; an edge that gives up before asking
+ * for the first piece (a failed `writeHead`, a client gone at once) must still settle the request.
+ */
+class RelayEvents implements AsyncGenerator<string, void, undefined> {
+  readonly #state: Relay;
+  readonly #events: AsyncGenerator<string, void, undefined>;
+  #started = false;
+
+  constructor(state: Relay) {
+    this.#state = state;
+    this.#events = relay(state);
+  }
+
+  next(): Promise<IteratorResult<string, void>> {
+    this.#started = true;
+    return this.#events.next();
+  }
+
+  async return(value?: void | PromiseLike<void>): Promise<IteratorResult<string, void>> {
+    await this.#finishUnstarted();
+    return this.#events.return(value);
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<string, void>> {
+    await this.#finishUnstarted();
+    return this.#events.throw(error);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
+  }
+
+  async #finishUnstarted(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const state = this.#state;
+    await finishRelay(state, { outcome: abandonedOutcome(state.control), errorCode: null, upstreamEnded: state.first.done === true });
+  }
+}
+
+/** Why a stream that did not deliver all of its events ended, when no error said so. */
+function abandonedOutcome(control: RequestControl): string {
+  return control.reason === "timeout" ? "timeout" : "client-disconnect";
+}
+
 /** Relays the upstream's batches, meters them, ends the stream as OpenAI does, and settles. */
 async function* relay(state: Relay): AsyncGenerator<string, void, undefined> {
   const { iterator, first, control, meter } = state;
@@ -261,6 +315,8 @@ async function* relay(state: Relay): AsyncGenerator<string, void, undefined> {
   // Set once the upstream's events have ended by themselves: nothing then runs upstream that
   // needs cancelling (the adapter releases the body without cutting the connection).
   let upstreamEnded = first.done === true;
+  /** The last piece (or an error event) is out: the edge no longer decides how this ends. */
+  let answered = false;
   try {
     // The last batch goes out with the stream's end, in one write.
     let last = "";
@@ -274,7 +330,13 @@ async function* relay(state: Relay): AsyncGenerator<string, void, undefined> {
           last = text;
           break;
         }
-        if (text !== "") yield text;
+        if (text !== "") {
+          // The edge asks for more once the client has taken this in; until then only the total
+          // limit runs (a full socket is the client's doing, not a silent upstream).
+          control.awaitingClient();
+          yield text;
+          control.streaming();
+        }
         const next = await iterator.next();
         if (next.done === true) {
           upstreamEnded = true;
@@ -285,32 +347,43 @@ async function* relay(state: Relay): AsyncGenerator<string, void, undefined> {
       }
     }
     if (state.clientWantsUsage && meter.usage === null) last += await usageChunk(meter, state.countInput, state.requestId, state.modelId);
+    answered = true;
     yield last + doneEvent;
   } catch (thrown) {
-    if (control.reason === "client-disconnect") {
-      outcome = "client-disconnect";
-      return;
-    }
+    if (control.reason === "client-disconnect") return;
     const error =
       control.reason === "timeout"
         ? new GatewayError("upstream_timeout", "The upstream stopped sending within the time the gateway allows.", { cause: thrown })
         : GatewayError.from(thrown);
     outcome = control.reason === "timeout" ? "timeout" : "upstream-error";
     errorCode = error.code;
+    answered = true;
     // After the first byte an error can only travel as an event; the stream then ends without
     // [DONE], so no client mistakes it for a finished answer.
     yield `data: ${JSON.stringify(error.toJSON())}\n\n`;
   } finally {
+    // The edge let go before the end: the client went away or stopped reading until the total
+    // limit ran out (the edge then drops the connection).
     if (control.reason === "client-disconnect") outcome = "client-disconnect";
-    // An abort builds a DOMException with its stack and destroys the already-finished upstream
-    // body with it, whose stack is then formatted: about 8% of the gateway's CPU on a short
-    // stream in `npm run bench` profiles. Pay it only when something upstream may still run.
-    if (!upstreamEnded) control.cancel();
-    control.dispose();
-    await Promise.resolve(iterator.return?.()).catch(() => undefined);
-    await meter.settle(state.countInput);
-    state.onEnd({ status: 200, errorCode, outcome });
+    else if (!answered) {
+      outcome = abandonedOutcome(control);
+      if (outcome === "timeout") errorCode = "upstream_timeout";
+    }
+    await finishRelay(state, { outcome, errorCode, upstreamEnded });
   }
+}
+
+/** Stops what still runs for a stream, settles its budget and reports how it ended. */
+async function finishRelay(state: Relay, end: { outcome: string; errorCode: string | null; upstreamEnded: boolean }): Promise<void> {
+  const { control, iterator, meter } = state;
+  // An abort builds a DOMException with its stack and destroys the already-finished upstream
+  // body with it, whose stack is then formatted: about 8% of the gateway's CPU on a short
+  // stream in `npm run bench` profiles. Pay it only when something upstream may still run.
+  if (!end.upstreamEnded) control.cancel();
+  control.dispose();
+  await Promise.resolve(iterator.return?.()).catch(() => undefined);
+  await meter.settle(state.countInput);
+  state.onEnd({ status: 200, errorCode: end.errorCode, outcome: end.outcome });
 }
 
 /** The usage chunk a client asked for, when the upstream sent none: from counted tokens. */

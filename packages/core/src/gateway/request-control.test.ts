@@ -91,6 +91,24 @@ describe("RequestControl", () => {
     expect(request.reason).toBe("timeout");
   });
 
+  it("does not count a wait for the client against the idle limit, only against the total", async () => {
+    const request = control({ idleMs: 20, totalMs: 150 });
+    const signal = request.startTry();
+    request.tryEnded();
+    request.streaming();
+    // A batch went out and the client has not asked for more (its socket is full).
+    request.awaitingClient();
+    await sleep(60);
+    expect(signal.aborted).toBe(false);
+    // Once it asks, the idle limit counts again from then.
+    request.streaming();
+    await sleep(5);
+    expect(signal.aborted).toBe(false);
+    request.awaitingClient();
+    expect(await aborted(signal)).toBeGreaterThan(40);
+    expect(request.reason).toBe("timeout");
+  });
+
   it("cancels the running try without giving a reason", () => {
     const request = control();
     const signal = request.startTry();

@@ -89,6 +89,15 @@ export class RequestControl {
     this.#enter(waitingForBatch, this.limits.idleMs);
   }
 
+  /**
+   * A batch went to the client and the stream waits for it to ask for more: until `streaming()`
+   * again only the total limit applies. A client that reads slowly is not an upstream that went
+   * quiet, and one that stops reading altogether is ended by the total limit.
+   */
+  awaitingClient(): void {
+    this.#phase = waitingForNothing;
+  }
+
   /** A batch arrived: the idle limit counts again from now. */
   progressed(): void {
     this.#phaseAt = performance.now() + this.limits.idleMs;

@@ -44,23 +44,53 @@ export function createFetchHandler(gateway: Gateway, options: FetchHandlerOption
 function toResponse(reply: GatewayReply, cancelled?: AbortController): Response {
   if (reply.kind === "json") return new Response(reply.body, { status: reply.status, headers: reply.headers });
   const events = reply.events;
+  const abandoned = reply.signal;
   const encoder = new TextEncoder();
+  /** A pull is waiting for the next piece: the gateway's own end of the stream then reaches the consumer through it. */
+  let pulling = false;
+  let finished = false;
+  let onAbandoned: (() => void) | null = null;
+  const finish = () => {
+    finished = true;
+    if (onAbandoned !== null) abandoned?.removeEventListener("abort", onAbandoned);
+  };
   // A pull-based stream: the next event is read only when the consumer wants more, which is the
   // backpressure. cancel() first aborts the request (the gateway records a client disconnect and
   // stops the upstream, even while a read is pending), then ends the iteration, which settles it.
   const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (abandoned === undefined) return;
+      // The gateway gave up (its total time ran out) while the consumer was not reading: end
+      // the body with an error, as no clean end can reach a consumer that stopped reading, and
+      // finish the iteration, which settles the request.
+      onAbandoned = () => {
+        if (pulling || finished) return;
+        finish();
+        controller.error(new Error("The gateway ended the stream: the client did not read it within the time allowed."));
+        void events.return(undefined);
+      };
+      abandoned.addEventListener("abort", onAbandoned, { once: true });
+    },
     async pull(controller) {
-      const next = await events.next();
-      if (next.done) return controller.close();
+      pulling = true;
+      const next = await events.next().finally(() => {
+        pulling = false;
+      });
+      if (next.done) {
+        finish();
+        return controller.close();
+      }
       controller.enqueue(encoder.encode(next.value));
       if (next.value.endsWith(doneEvent)) {
         // The stream's last piece: the client has it all, and the iteration only settles the
         // budget now, which it need not wait for.
+        finish();
         controller.close();
         void settle(events);
       }
     },
     async cancel() {
+      finish();
       cancelled?.abort();
       await events.return(undefined);
     },

@@ -86,6 +86,10 @@ function writeJson(response: ServerResponse, reply: Extract<GatewayReply, { kind
  *
  * The piece that ends with `data: [DONE]` ends the response at once: the iteration then only
  * settles the budget, and a database commit's round trip need not hold the client's last bytes.
+ *
+ * A client that stops reading without going away leaves the socket full; when the gateway gives
+ * up on the stream meanwhile (`reply.signal`: its total time ran out), the connection is dropped,
+ * since nothing more can reach the client, and the iteration is finished, which settles it.
  */
 async function writeStream(response: ServerResponse, reply: StreamReply, signal: AbortSignal): Promise<void> {
   const events = reply.events;
@@ -99,14 +103,14 @@ async function writeStream(response: ServerResponse, reply: StreamReply, signal:
     pending = "";
     response.end(text);
   };
-  /** Set when a write filled the socket's buffer: resolves true on 'drain', false on abort. */
+  /** Set when a write filled the socket's buffer: resolves true on 'drain', false on abort or when the gateway gives up. */
   const socketFull: { drained: Promise<boolean> | null } = { drained: null };
   const flush = () => {
     flushScheduled = false;
     if (pending === "" || signal.aborted || response.destroyed) return;
     const text = pending;
     pending = "";
-    if (!response.write(text)) socketFull.drained = drained(response, signal);
+    if (!response.write(text)) socketFull.drained = drained(response, signal, reply.signal);
   };
   try {
     // No flushHeaders(): the gateway answers only once the first upstream event is in hand, so
@@ -116,7 +120,11 @@ async function writeStream(response: ServerResponse, reply: StreamReply, signal:
       if (socketFull.drained !== null) {
         const writable = await socketFull.drained;
         socketFull.drained = null;
-        if (!writable) break;
+        if (!writable) {
+          // Given up with the socket still full: no clean end can reach the client.
+          if (!signal.aborted) response.destroy();
+          break;
+        }
       }
       const next = await events.next();
       if (next.done) break;
@@ -134,23 +142,25 @@ async function writeStream(response: ServerResponse, reply: StreamReply, signal:
       }
     }
     // A stream that ended without [DONE] (an error event) ends here; the scheduled flush finds nothing.
-    if (!signal.aborted && !ended) end();
+    if (!signal.aborted && !ended && !response.destroyed) end();
   } finally {
     await events.return(undefined);
   }
 }
 
-function drained(response: ServerResponse, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
+function drained(response: ServerResponse, signal: AbortSignal, abandoned: AbortSignal | undefined): Promise<boolean> {
+  if (signal.aborted || abandoned?.aborted === true) return Promise.resolve(false);
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
       response.off("drain", onDrain);
       signal.removeEventListener("abort", onAbort);
+      abandoned?.removeEventListener("abort", onAbort);
       resolve(ok);
     };
     const onDrain = () => done(true);
     const onAbort = () => done(false);
     response.on("drain", onDrain);
     signal.addEventListener("abort", onAbort, { once: true });
+    abandoned?.addEventListener("abort", onAbort, { once: true });
   });
 }
