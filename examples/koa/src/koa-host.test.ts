@@ -8,7 +8,8 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import OpenAI, { AuthenticationError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createManualClock } from "@sluice/core";
+import Koa from "koa";
+import { createKoaMiddleware, createManualClock } from "@sluice/core";
 import { fakePromptTokens, fakeReplyText, startFakeUpstream } from "@sluice/core/testing";
 import type { FakeUpstream } from "@sluice/core/testing";
 import { hostConfigSchema } from "@sluice/example-host-kit";
@@ -110,5 +111,58 @@ describe("the Koa example host", () => {
     const anonymous = await fetch(`${origin}${basePath}/models`);
     expect(anonymous.status).toBe(401);
     expect(((await anonymous.json()) as { error: { code: string } }).error.code).toBe("missing_identity");
+  });
+});
+
+describe("mounting the gateway in other Koa apps", () => {
+  /** Serves `app` on loopback for the length of `use`. */
+  async function serving<T>(app: Koa, use: (origin: string) => Promise<T>): Promise<T> {
+    const callback = app.callback();
+    const other = createServer((request, response) => void callback(request, response));
+    other.listen(0, "127.0.0.1");
+    await once(other, "listening");
+    try {
+      return await use(`http://127.0.0.1:${(other.address() as AddressInfo).port}`);
+    } finally {
+      other.closeAllConnections();
+      await new Promise<void>((resolve) => other.close(() => resolve()));
+    }
+  }
+
+  const chat = (at: string) =>
+    fetch(at, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${carolKey}` },
+      body: JSON.stringify({ model, messages, max_tokens: 2 }),
+      signal: AbortSignal.timeout(5_000),
+    });
+
+  it("behind a body parser that keeps what it read on Koa's request (koa-bodyparser, koa-body)", async () => {
+    const app = new Koa();
+    app.use(async (context, next) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of context.req) chunks.push(chunk as Buffer);
+      (context.request as { body?: unknown }).body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      await next();
+    });
+    app.use(createKoaMiddleware(host.sluice.gateway, { basePath }));
+    await serving(app, async (at) => {
+      const response = await chat(`${at}${basePath}/chat/completions`);
+      expect(response.status).toBe(200);
+      expect(((await response.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content).toBe(fakeReplyText(2));
+    });
+  });
+
+  it("at `/`, where every path is the gateway's, and after the host's own routes", async () => {
+    const app = new Koa();
+    app.use(async (context, next) => {
+      if (context.path !== "/health") return next();
+      context.body = "ok";
+    });
+    app.use(createKoaMiddleware(host.sluice.gateway, { basePath: "/" }));
+    await serving(app, async (at) => {
+      expect((await chat(`${at}/chat/completions`)).status).toBe(200);
+      expect(await (await fetch(`${at}/health`)).text()).toBe("ok");
+    });
   });
 });

@@ -1,4 +1,5 @@
 import { GatewayError } from "../errors/gateway-error.js";
+import { normalizeBasePath, pathBelow } from "./base-path.js";
 import { errorReply } from "../gateway/create-gateway.js";
 import type { Gateway } from "../gateway/create-gateway.js";
 import { doneEvent } from "../gateway/gateway-request.js";
@@ -15,10 +16,11 @@ export interface FetchHandlerOptions {
  * the CPU per request (STYLE.md §2).
  */
 export function createFetchHandler(gateway: Gateway, options: FetchHandlerOptions = {}): (request: Request) => Promise<Response> {
-  const basePath = (options.basePath ?? "/v1").replace(/\/$/, "");
+  const basePath = normalizeBasePath(options.basePath ?? "/v1");
   return async (request) => {
     const url = new URL(request.url);
-    if (url.pathname !== basePath && !url.pathname.startsWith(`${basePath}/`)) {
+    const path = pathBelow(url.pathname, basePath);
+    if (path === null) {
       return toResponse(errorReply(new GatewayError("not_found", `Invalid URL (${request.method} ${url.pathname}).`)));
     }
     let body: Uint8Array | null = null;
@@ -31,7 +33,7 @@ export function createFetchHandler(gateway: Gateway, options: FetchHandlerOption
     const cancelled = new AbortController();
     const reply = await gateway.handle({
       method: request.method,
-      path: url.pathname.slice(basePath.length) || "/",
+      path,
       headers: { get: (name) => request.headers.get(name) ?? undefined },
       body,
       signal: AbortSignal.any([request.signal, cancelled.signal]),

@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Gateway } from "../gateway/create-gateway.js";
+import { normalizeBasePath } from "./base-path.js";
+import { koaMount } from "./koa-mount.js";
 import { createNodeHandler } from "./node-handler.js";
 import type { NodeHandlerOptions } from "./node-handler.js";
 
@@ -9,6 +11,8 @@ export interface KoaLikeContext {
   res: ServerResponse;
   path: string;
   respond?: boolean;
+  /** Koa's request; a body parser (koa-bodyparser, koa-body) leaves what it read in `body`. */
+  request?: { body?: unknown };
 }
 
 /**
@@ -17,17 +21,5 @@ export interface KoaLikeContext {
  * so streams keep their backpressure. Other paths go to `next`.
  */
 export function createKoaMiddleware(gateway: Gateway, options: NodeHandlerOptions = {}) {
-  const basePath = options.basePath ?? "/v1";
-  const handler = createNodeHandler(gateway, options);
-  return async (context: KoaLikeContext, next: () => Promise<unknown>): Promise<void> => {
-    if (context.path !== basePath && !context.path.startsWith(`${basePath.replace(/\/$/, "")}/`)) {
-      await next();
-      return;
-    }
-    context.respond = false;
-    await new Promise<void>((resolve) => {
-      context.res.once("close", resolve);
-      handler(context.req, context.res);
-    });
-  };
+  return koaMount(createNodeHandler(gateway, options), normalizeBasePath(options.basePath ?? "/v1"));
 }

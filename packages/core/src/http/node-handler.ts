@@ -4,10 +4,14 @@ import { errorReply } from "../gateway/create-gateway.js";
 import type { Gateway } from "../gateway/create-gateway.js";
 import { doneEvent } from "../gateway/gateway-request.js";
 import type { GatewayReply, StreamReply } from "../gateway/gateway-request.js";
-import { nodeHeaders, normalizeBasePath, readNodeBody } from "./read-node-body.js";
+import { nodeRequestTarget, normalizeBasePath } from "./base-path.js";
+import { nodeHeaders, readNodeBody } from "./read-node-body.js";
 
 export interface NodeHandlerOptions {
-  /** Where the OpenAI-compatible API is mounted, e.g. `/api/openai/v1`. Default `/v1`. */
+  /**
+   * Where the OpenAI-compatible API is mounted, e.g. `/api/openai/v1`. Default `/v1`. Mounted
+   * under a path by Express (`app.use("/api/openai/v1", handler)`), give that path or `/`.
+   */
   basePath?: string;
 }
 
@@ -21,14 +25,13 @@ export type NodeHandler = (request: IncomingMessage, response: ServerResponse, n
 export function createNodeHandler(gateway: Gateway, options: NodeHandlerOptions = {}): NodeHandler {
   const basePath = normalizeBasePath(options.basePath ?? "/v1");
   return (request, response, next) => {
-    const url = request.url ?? "/";
-    const queryAt = url.indexOf("?");
-    const pathname = queryAt === -1 ? url : url.slice(0, queryAt);
-    if (pathname !== basePath && !pathname.startsWith(`${basePath}/`)) {
+    const target = nodeRequestTarget(request, basePath);
+    if (target === null) {
       if (next) return next();
-      return writeJson(response, errorReply(new GatewayError("not_found", `Invalid URL (${request.method} ${pathname}).`)));
+      const url = request.url ?? "/";
+      return writeJson(response, errorReply(new GatewayError("not_found", `Invalid URL (${request.method} ${url.split("?")[0]}).`)));
     }
-    serve(gateway, request, response, pathname.slice(basePath.length) || "/").catch((error: unknown) => {
+    serve(gateway, request, response, target.path).catch((error: unknown) => {
       if (!response.headersSent) writeJson(response, errorReply(GatewayError.from(error)));
       else response.destroy();
     });

@@ -10,10 +10,20 @@ import type { GatewayHeaders } from "../gateway/gateway-options.js";
 export function readNodeBody(request: IncomingMessage & { body?: unknown }, limit: number): Promise<Uint8Array | GatewayError> {
   const tooLarge = () =>
     new GatewayError("request_too_large", `The request body is larger than the gateway accepts (${limit} bytes).`);
-  // A host's body parser (express.json()) may have consumed the stream already.
-  if (request.body !== undefined && request.readableEnded) {
-    const text = typeof request.body === "string" ? request.body : JSON.stringify(request.body);
-    const bytes = Buffer.from(text, "utf8");
+  // A host's body parser may have consumed the stream already: express.json() leaves an object,
+  // express.text() a string, express.raw() the bytes themselves.
+  if (request.readableEnded) {
+    const body = request.body;
+    if (body === undefined) {
+      // Waiting for the stream's events would wait for ever: they have all fired.
+      return Promise.resolve(
+        new GatewayError(
+          "internal_error",
+          "The request body was read before the gateway got it, and not handed on (a body parser mounted before the gateway?). Mount the gateway before body parsers, or set `request.body`.",
+        ),
+      );
+    }
+    const bytes = body instanceof Uint8Array ? body : Buffer.from(typeof body === "string" ? body : JSON.stringify(body), "utf8");
     return Promise.resolve(bytes.byteLength > limit ? tooLarge() : bytes);
   }
   const declared = Number(request.headers["content-length"]);
@@ -59,10 +69,4 @@ export function nodeHeaders(request: IncomingMessage): GatewayHeaders {
       return Array.isArray(value) ? value[0] : value;
     },
   };
-}
-
-/** `/api/ai/` → `/api/ai`; `api/ai` → `/api/ai`; `/` stays. */
-export function normalizeBasePath(path: string): string {
-  const withSlash = path.startsWith("/") ? path : `/${path}`;
-  return withSlash.length > 1 && withSlash.endsWith("/") ? withSlash.slice(0, -1) : withSlash;
 }

@@ -1,4 +1,4 @@
-import { normalizeBasePath } from "../http/read-node-body.js";
+import { normalizeBasePath } from "../http/base-path.js";
 import type { GatewayContext } from "../gateway/gateway-context.js";
 import type { ProviderAdapter } from "../provider/provider.js";
 import { actorProfile } from "./actor-profile.js";

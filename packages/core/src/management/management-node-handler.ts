@@ -4,7 +4,8 @@ import { errorReply } from "../gateway/create-gateway.js";
 import type { Gateway } from "../gateway/create-gateway.js";
 import type { JsonReply } from "../gateway/gateway-request.js";
 import type { NodeHandler } from "../http/node-handler.js";
-import { nodeHeaders, normalizeBasePath, readNodeBody } from "../http/read-node-body.js";
+import { nodeRequestTarget, normalizeBasePath } from "../http/base-path.js";
+import { nodeHeaders, readNodeBody } from "../http/read-node-body.js";
 import { handleManagementRequest } from "./management-routes.js";
 
 export interface ManagementHandlerOptions {
@@ -26,16 +27,15 @@ export function createManagementNodeHandler(gateway: Pick<Gateway, "management">
   const basePath = normalizeBasePath(options.basePath ?? "/api/ai");
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   return (request, response, next) => {
-    const url = request.url ?? "/";
-    const queryAt = url.indexOf("?");
-    const pathname = queryAt === -1 ? url : url.slice(0, queryAt);
-    if (pathname !== basePath && !pathname.startsWith(`${basePath}/`)) {
+    const target = nodeRequestTarget(request, basePath);
+    if (target === null) {
       if (next) return next();
-      return writeJson(response, errorReply(new GatewayError("not_found", `Invalid URL (${request.method} ${pathname}).`)));
+      const url = request.url ?? "/";
+      return writeJson(response, errorReply(new GatewayError("not_found", `Invalid URL (${request.method} ${url.split("?")[0]}).`)));
     }
     serve(gateway, request, response, {
-      path: pathname.slice(basePath.length) || "/",
-      query: new URLSearchParams(queryAt === -1 ? "" : url.slice(queryAt + 1)),
+      path: target.path,
+      query: new URLSearchParams(target.query),
       maxBodyBytes,
     }).catch((error: unknown) => {
       if (!response.headersSent) writeJson(response, errorReply(GatewayError.from(error)));
