@@ -38,7 +38,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Sends a streaming chat on a raw socket and resolves with the socket, paused, once the response head has arrived. */
 async function openStalledStream(on: TestHost = host): Promise<{ socket: Socket; head: string }> {
-  const body = JSON.stringify(chatBody({ stream: true }, { chunks: offeredChunks }));
+  // Its own max_tokens: without one, the gateway would hold the upstream to its default cap.
+  const body = JSON.stringify(chatBody({ stream: true, max_tokens: offeredChunks }, { chunks: offeredChunks }));
   const { port } = new URL(on.origin);
   const socket = connect(Number(port), "127.0.0.1");
   await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));

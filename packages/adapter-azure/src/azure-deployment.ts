@@ -1,4 +1,4 @@
-import { GatewayError, headerText, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches } from "@sluice/core";
+import { GatewayError, headerText, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches, withOutputCap } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, UndiciUpstreamClient } from "@sluice/core";
 import { fitBodyToApiVersion } from "./api-version-fields.js";
 import type { AzureEndpoint } from "./azure-endpoint.js";
@@ -49,11 +49,11 @@ export class AzureDeployment implements Deployment {
   }
 
   chatCompletion(call: ProviderCall): Promise<ProviderResponse> {
-    return this.#complete(this.#chatPath, this.#fit(withoutStreaming(call.body)), call, true);
+    return this.#complete(this.#chatPath, this.#fit(withoutStreaming(capped(call))), call, true);
   }
 
   async streamChatCompletion(call: ProviderCall): Promise<ProviderStream> {
-    const body = this.#fit({ ...call.body, stream: true });
+    const body = this.#fit({ ...capped(call), stream: true });
     const response = await this.#target.client.request({
       origin: this.#target.endpoint.origin,
       path: this.#chatPath,
@@ -129,6 +129,14 @@ export function routePath(target: Pick<AzureTarget, "endpoint" | "shape" | "apiV
   const query = target.apiVersion === undefined ? "" : `?api-version=${encodeURIComponent(target.apiVersion)}`;
   if (target.shape === "v1") return `${target.endpoint.basePath}/openai/v1${route}${query}`;
   return `${target.endpoint.basePath}/openai/deployments/${encodeURIComponent(deploymentName)}${route}${query}`;
+}
+
+/**
+ * The body with the gateway's output cap, as `max_completion_tokens`: Azure's reasoning models
+ * refuse `max_tokens`, and `#fit` renames it for API versions that predate it.
+ */
+function capped(call: ProviderCall): OpenAIRequestBody {
+  return withOutputCap(call.body, call.outputCap, "max_completion_tokens");
 }
 
 /** A non-streaming body: `stream_options` is refused without `stream: true`. */

@@ -69,6 +69,18 @@ describe("the deployments URL shape", () => {
     expect(request?.body).toMatchObject({ max_tokens: 50, stream: true });
   });
 
+  it("sends the gateway's output cap as max_completion_tokens, under the old name for versions before it", async () => {
+    for (const [apiVersion, field] of [["2024-10-21", "max_completion_tokens"], ["2024-06-01", "max_tokens"]] as const) {
+      const test = await start({ settings: { apiVersion } });
+      await collect((await deployment(test).streamChatCompletion({ ...streamCall(), outputCap: 64 })).batches);
+      await deployment(test).chatCompletion({ ...chatCall({ max_tokens: 5 }), outputCap: 64 });
+      const [streamed, own] = test.fake.requests;
+      expect(streamed?.body).toMatchObject({ [field]: 64 });
+      expect(own?.body).toMatchObject({ max_tokens: 5 });
+      expect(own?.body).not.toHaveProperty("max_completion_tokens");
+    }
+  });
+
   it("keeps stream_options on 2024-10-21 but drops parallel_tool_calls, which it refuses", async () => {
     const test = await start();
     const stream = await deployment(test).streamChatCompletion(streamCall({ parallel_tool_calls: false, tools: [] }));

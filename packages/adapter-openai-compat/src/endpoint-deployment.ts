@@ -1,4 +1,4 @@
-import { GatewayError, headerText, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches } from "@sluice/core";
+import { GatewayError, headerText, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches, withOutputCap } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, UndiciUpstreamClient } from "@sluice/core";
 import { parseUpstreamErrorBody, readUpstreamErrorObject } from "./upstream-error.js";
 import { routePath } from "./upstream-target.js";
@@ -43,11 +43,11 @@ export class EndpointDeployment implements OpenAICompatDeployment {
   }
 
   chatCompletion(call: ProviderCall): Promise<ProviderResponse> {
-    return this.#complete(this.#endpoint.target.chatPath, withoutStreaming(call.body), call, true);
+    return this.#complete(this.#endpoint.target.chatPath, withoutStreaming(capped(call)), call, true);
   }
 
   streamChatCompletion(call: ProviderCall): Promise<ProviderStream> {
-    return this.#stream(this.#endpoint.target.chatPath, this.#streaming(call.body), call);
+    return this.#stream(this.#endpoint.target.chatPath, this.#streaming(capped(call)), call);
   }
 
   embeddings(call: ProviderCall): Promise<ProviderResponse> {
@@ -56,12 +56,12 @@ export class EndpointDeployment implements OpenAICompatDeployment {
 
   /** Legacy `/completions`, answered whole. */
   completions(call: ProviderCall): Promise<ProviderResponse> {
-    return this.#complete(routePath(this.#endpoint.target, "/completions"), withoutStreaming(call.body), call, true);
+    return this.#complete(routePath(this.#endpoint.target, "/completions"), withoutStreaming(capped(call)), call, true);
   }
 
   /** A streamed legacy completion: the same SSE framing and reader as chat. */
   streamCompletions(call: ProviderCall): Promise<ProviderStream> {
-    return this.#stream(routePath(this.#endpoint.target, "/completions"), this.#streaming(call.body), call);
+    return this.#stream(routePath(this.#endpoint.target, "/completions"), this.#streaming(capped(call)), call);
   }
 
   /** `stream: true`, and `stream_options` kept unless the server is known to reject it. */
@@ -138,6 +138,11 @@ export class EndpointDeployment implements OpenAICompatDeployment {
  * A non-streaming body. `stream_options` goes whenever `stream` is not true: vLLM and OpenAI
  * answer 400 to it otherwise (wire-formats §4, "Unknown fields").
  */
+/** The body with the gateway's output cap, as `max_tokens`: every OpenAI-compatible server knows it. */
+function capped(call: ProviderCall): OpenAIRequestBody {
+  return withOutputCap(call.body, call.outputCap, "max_tokens");
+}
+
 function withoutStreaming(body: OpenAIRequestBody): OpenAIRequestBody {
   if (body.stream_options === undefined && body.stream !== true) return body;
   const { stream_options: _streamOptions, ...rest } = body;

@@ -125,6 +125,16 @@ describe("requests", () => {
     expect(upstream.requests[0]!.body).toMatchObject({ ...body, model: "fake-model" });
   });
 
+  it("sends the gateway's output cap as max_tokens, streamed or not, unless the body has a cap", async () => {
+    const upstream = await upstreamFor();
+    const deployment = providerFor({ endpoint: upstream.chatCompletionsUrl }).deployments("fake-model")[0]!;
+    await deployment.chatCompletion({ ...chatCall({}), outputCap: 64 });
+    await collect((await deployment.streamChatCompletion({ ...streamCall({}), outputCap: 64 })).batches);
+    await deployment.chatCompletion({ ...chatCall({ max_completion_tokens: 9 }), outputCap: 64 });
+    expect(upstream.requests.map((request) => (request.body as Record<string, unknown>).max_tokens)).toEqual([64, 64, undefined]);
+    expect(upstream.requests[2]!.body).toMatchObject({ max_completion_tokens: 9 });
+  });
+
   it("derives every route from a base URL ending in /v1", async () => {
     const upstream = await upstreamFor();
     const provider = providerFor({ endpoint: `${upstream.url}/v1/` });

@@ -136,7 +136,7 @@ describe("a reverse tunnel through a real agent process", () => {
   it("holds the model server back while the client does not read (flow control end to end)", async () => {
     // About 23 MB of events: far more than every buffer and window between client and model server.
     const chunks = 100_000;
-    const body = JSON.stringify({ model, messages, stream: true, fake: { chunks } });
+    const body = JSON.stringify({ model, messages, stream: true, max_tokens: chunks, fake: { chunks } });
     let received = 0;
     let incoming: IncomingMessage | undefined;
     await new Promise<void>((resolve, reject) => {

@@ -1,4 +1,4 @@
-import { GatewayError, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches } from "@sluice/core";
+import { GatewayError, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches, withOutputCap } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream } from "@sluice/core";
 import { readJsonBody } from "./tunnel-body.js";
 import { headerText, parseErrorBody, readErrorObject } from "./tunnel-errors.js";
@@ -25,11 +25,11 @@ export class TunnelDeployment implements Deployment {
   }
 
   chatCompletion(call: ProviderCall): Promise<ProviderResponse> {
-    return this.#complete("/v1/chat/completions", withoutStreaming(call.body), call, true);
+    return this.#complete("/v1/chat/completions", withoutStreaming(capped(call)), call, true);
   }
 
   streamChatCompletion(call: ProviderCall): Promise<ProviderStream> {
-    return this.#stream("/v1/chat/completions", { ...call.body, stream: true }, call);
+    return this.#stream("/v1/chat/completions", { ...capped(call), stream: true }, call);
   }
 
   embeddings(call: ProviderCall): Promise<ProviderResponse> {
@@ -42,9 +42,9 @@ export class TunnelDeployment implements Deployment {
    */
   completions(call: ProviderCall): Promise<ProviderResponse> {
     if (call.body.stream === true) {
-      return this.#stream("/v1/completions", call.body, call) as Promise<unknown> as Promise<ProviderResponse>;
+      return this.#stream("/v1/completions", capped(call), call) as Promise<unknown> as Promise<ProviderResponse>;
     }
-    return this.#complete("/v1/completions", withoutStreaming(call.body), call, true);
+    return this.#complete("/v1/completions", withoutStreaming(capped(call)), call, true);
   }
 
   #headers(call: ProviderCall, accept: string): Record<string, string> {
@@ -93,6 +93,11 @@ export class TunnelDeployment implements Deployment {
     }
     return { status: response.status, headers: relayedHeaders(response.headers), batches: sseBodyBatches(response.body, call.signal) };
   }
+}
+
+/** The body with the gateway's output cap, as `max_tokens`: every OpenAI-compatible server knows it. */
+function capped(call: ProviderCall): OpenAIRequestBody {
+  return withOutputCap(call.body, call.outputCap, "max_tokens");
 }
 
 /** `stream_options` goes whenever `stream` is not true: vLLM and OpenAI answer 400 to it otherwise. */

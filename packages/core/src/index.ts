@@ -7,6 +7,7 @@ export * from "./events/sluice-events.js";
 export * from "./pricing/price-book.js";
 export * from "./provider/provider-record.js";
 export * from "./provider/provider.js";
+export * from "./provider/output-cap.js";
 export * from "./provider/provider-catalog.js";
 export * from "./provider/secret-box.js";
 export * from "./provider/model-id.js";

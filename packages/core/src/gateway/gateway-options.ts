@@ -56,7 +56,12 @@ export interface GatewayOptions {
   identify?: (input: IdentifyInput) => HostIdentity | null | Promise<HostIdentity | null>;
   /** Largest request body accepted, in bytes (413 beyond). Default 8 MiB. */
   maxBodyBytes?: number;
-  /** The output cap assumed for reservations when a request sets no `max_tokens`. Default 4,096. */
+  /**
+   * The output cap for a request to a priced model that sets no `max_tokens` or
+   * `max_completion_tokens`: its reservation assumes it, and the upstream is told it (as the cap
+   * field the adapter's upstream knows), so the request cannot cost more than was reserved.
+   * Default 4,096.
+   */
   defaultMaxOutputTokens?: number;
   /**
    * How long a reservation lives unless renewed. A running request renews its own every half

@@ -1,5 +1,5 @@
 import { GatewayError } from "../errors/gateway-error.js";
-import type { OpenAIRequestBody, ProviderResponse, ProviderStream, ProviderStreamBatch } from "../provider/provider.js";
+import type { OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, ProviderStreamBatch } from "../provider/provider.js";
 import { countMessageTokens, countTextTokens } from "../streaming/count-tokens.js";
 import { answerText } from "./answer-text.js";
 import type { Caller } from "./authenticate.js";
@@ -49,7 +49,7 @@ export async function handleGeneration(generation: Generation): Promise<GatewayR
     bodyBytes: generation.bodyBytes,
     maxOutputTokens: maxOutput,
     defaultMaxOutputTokens: context.defaultMaxOutputTokens,
-    choices: body.n,
+    choices: Math.max(body.n ?? 1, bestOf(body)),
   });
   const meter = await reserveBudget({
     context,
@@ -60,14 +60,23 @@ export async function handleGeneration(generation: Generation): Promise<GatewayR
     amount,
   });
   const countInput = () => countInput_(generation);
+  // Without a cap of its own, the request is held to the one reserved for: the worst case is a
+  // bound only if the upstream stops there. A model without a price reserves nothing to protect.
+  const outputCap = price !== null && (maxOutput === undefined || maxOutput === null) ? context.defaultMaxOutputTokens : undefined;
 
   try {
-    if (body.stream === true) return await streamGeneration(generation, meter, countInput);
-    return await completeGeneration(generation, meter, countInput);
+    if (body.stream === true) return await streamGeneration(generation, meter, countInput, outputCap);
+    return await completeGeneration(generation, meter, countInput, outputCap);
   } catch (error) {
     await meter.settle(countInput);
     throw error;
   }
+}
+
+/** Legacy completions generate `best_of` answers upstream and return `n` of them: each is paid for. */
+function bestOf(body: ChatCompletionRequest | CompletionRequest): number {
+  const value = (body as Record<string, unknown>).best_of;
+  return typeof value === "number" && Number.isInteger(value) && value > 1 ? value : 1;
 }
 
 function countInput_(generation: Generation): Promise<number> {
@@ -78,9 +87,10 @@ function countInput_(generation: Generation): Promise<number> {
 }
 
 /** Calls one deployment with the body `bodyFor` makes for its model: a new object per call. */
-function callDeployment(generation: Generation, bodyFor: (model: string) => OpenAIRequestBody, stream: boolean) {
+function callDeployment(generation: Generation, bodyFor: (model: string) => OpenAIRequestBody, stream: boolean, outputCap: number | undefined) {
   return (deployment: Parameters<Attempt<unknown>>[0], signal: AbortSignal) => {
-    const call = { body: bodyFor(deployment.model), signal, requestId: generation.requestId };
+    const call: ProviderCall = { body: bodyFor(deployment.model), signal, requestId: generation.requestId };
+    if (outputCap !== undefined) call.outputCap = outputCap;
     if (generation.operation === "completions") {
       const serve = stream ? deployment.streamCompletions?.bind(deployment) : deployment.completions?.bind(deployment);
       if (!serve) {
@@ -101,7 +111,12 @@ function requestControl(generation: Generation): RequestControl {
   return new RequestControl(generation.signal, generation.context.timeouts);
 }
 
-async function completeGeneration(generation: Generation, meter: RequestMeter, countInput: () => Promise<number>): Promise<GatewayReply> {
+async function completeGeneration(
+  generation: Generation,
+  meter: RequestMeter,
+  countInput: () => Promise<number>,
+  outputCap: number | undefined,
+): Promise<GatewayReply> {
   const { context, resolved } = generation;
   const bodyFor = (model: string): OpenAIRequestBody => {
     const { stream: _stream, stream_options: _streamOptions, ...upstreamBody } = generation.body;
@@ -110,7 +125,7 @@ async function completeGeneration(generation: Generation, meter: RequestMeter, c
   };
   const control = requestControl(generation);
   try {
-    const attempt = callDeployment(generation, bodyFor, false) as Attempt<ProviderResponse>;
+    const attempt = callDeployment(generation, bodyFor, false, outputCap) as Attempt<ProviderResponse>;
     const result = await attemptDeployments(resolved.deployments, attempt, control, context.retry).catch((error: unknown) => {
       throw control.failure(error);
     });
@@ -158,7 +173,7 @@ interface StartedStream {
  * starting needs (the upstream body copy, the attempt closures) is not kept alive by the relay
  * for as long as the stream runs.
  */
-async function startStream(generation: Generation, control: RequestControl): Promise<StartedStream> {
+async function startStream(generation: Generation, control: RequestControl, outputCap: number | undefined): Promise<StartedStream> {
   const { context, resolved } = generation;
   // Always ask for usage, so metering does not depend on the client remembering to.
   const bodyFor = (model: string): OpenAIRequestBody => ({
@@ -169,7 +184,7 @@ async function startStream(generation: Generation, control: RequestControl): Pro
   });
   // The first events are read inside the attempt: until they arrive nothing has gone to the
   // client, so a failure up to then may still be retried, fall back, or become a proper status.
-  const call = callDeployment(generation, bodyFor, true) as Attempt<ProviderStream>;
+  const call = callDeployment(generation, bodyFor, true, outputCap) as Attempt<ProviderStream>;
   const attempt: Attempt<StartedStream> = async (deployment, attemptSignal) => {
     const stream = await call(deployment, attemptSignal);
     const iterator = stream.batches[Symbol.asyncIterator]();
@@ -183,11 +198,16 @@ async function startStream(generation: Generation, control: RequestControl): Pro
   return attemptDeployments(resolved.deployments, attempt, control, context.retry);
 }
 
-async function streamGeneration(generation: Generation, meter: RequestMeter, countInput: () => Promise<number>): Promise<StreamReply> {
+async function streamGeneration(
+  generation: Generation,
+  meter: RequestMeter,
+  countInput: () => Promise<number>,
+  outputCap: number | undefined,
+): Promise<StreamReply> {
   const control = requestControl(generation);
   let started: StartedStream;
   try {
-    started = await startStream(generation, control);
+    started = await startStream(generation, control, outputCap);
   } catch (error) {
     control.dispose();
     throw control.failure(error);

@@ -34,6 +34,13 @@ export interface ProviderCall {
   signal: AbortSignal;
   /** The gateway's request id, for upstream correlation headers. */
   requestId: string;
+  /**
+   * The most output tokens the gateway reserved for, when the body names no cap of its own
+   * (`max_tokens`, `max_completion_tokens`): the adapter sends it in the field its upstream knows
+   * (`withOutputCap`), so what the request can cost stays within its reservation. Absent when the
+   * body has a cap, or when the model has no price and nothing is reserved.
+   */
+  outputCap?: number;
 }
 
 /** A complete (non-streaming) upstream answer. */
