@@ -197,6 +197,14 @@ export class SseDecoder {
       case "id":
         if (!value.includes("\0")) this.#lastEventId = value;
         return;
+      case "error":
+        // Not a WHATWG field: llama.cpp's server (2024 to late 2025 builds) reports a failure
+        // after its 200 as `error: {...}` and then still sends `[DONE]`. Ignored as WHATWG asks,
+        // the failure would vanish and a cut answer pass for a finished one; it is an `error`
+        // event instead.
+        this.#eventType = "error";
+        this.#appendData(value);
+        return;
       default:
         // `retry` tunes a browser's reconnection, which a gateway never does; other fields are
         // ignored, as WHATWG requires.

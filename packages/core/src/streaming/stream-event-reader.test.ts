@@ -174,6 +174,26 @@ describe("StreamEventReader batches", () => {
     expect(reader.read(encoder.encode(`data: ${chunk("b")}\n\n`))).toBeNull();
   });
 
+  it("takes llama.cpp's `error:` field and an `event: error` for error events, whatever follows them", () => {
+    // llama.cpp's server before late 2025: the failure as an `error:` line, then [DONE] all the same.
+    const llamaError = '{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}';
+    let reader = new StreamEventReader();
+    const batch = reader.read(encoder.encode(`data: ${chunk("a")}\n\nerror: ${llamaError}\n\ndata: [DONE]\n\n`));
+    expect(batch?.events.map((event) => event.data)).toEqual([chunk("a")]);
+    expect(batch?.ended).toBe(false);
+    expect(reader.failure?.message).toBe("the request exceeds the available context size, try increasing it");
+    expect(reader.failure?.status).toBe(400);
+    expect(reader.stats.endedBy).toBeNull();
+
+    // First in its chunk, it is thrown, as any error event.
+    reader = new StreamEventReader();
+    expect(() => reader.read(encoder.encode(`error: ${llamaError}\n\ndata: [DONE]\n\n`))).toThrow(/exceeds the available context size/);
+
+    // A typed event whose payload is plain text, or already an error object.
+    expect(() => new StreamEventReader().read(encoder.encode("event: error\ndata: model crashed\n\n"))).toThrow(/model crashed/);
+    expect(() => new StreamEventReader().read(encoder.encode('event: error\ndata: {"error":{"message":"overloaded"}}\n\n'))).toThrow(/overloaded/);
+  });
+
   it("does not take a nested error object for an error event (Azure's content-filter results)", () => {
     const filtered = '{"choices":[{"delta":{"content":"a"},"content_filter_results":{"error":{"code":"x","message":"filter unavailable"}}}]}';
     const reader = new StreamEventReader();

@@ -209,7 +209,7 @@ export class StreamEventReader {
 function frameEvents(decoded: readonly SseEvent[], framed: Framed): Framed {
   for (const event of decoded) {
     if (framed.done) break;
-    const data = event.data;
+    const data = event.event === "error" ? errorPayload(event.data) : event.data;
     if (data === "[DONE]") {
       framed.done = true;
       break;
@@ -218,6 +218,22 @@ function frameEvents(decoded: readonly SseEvent[], framed: Framed): Framed {
     framed.events += 1;
   }
   return framed;
+}
+
+/**
+ * The payload of an event typed `error` (`event: error`, or llama.cpp's `error:` field) in the
+ * shape every error event is recognised by: a top-level `error`. A payload that has one is kept;
+ * another JSON object becomes its `error`, and text its message.
+ */
+function errorPayload(data: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return JSON.stringify({ error: { message: data } });
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return JSON.stringify({ error: { message: data } });
+  return "error" in parsed ? data : JSON.stringify({ error: parsed });
 }
 
 /** The payload of the event at `[start, end)` of a batch's text (end includes the blank line). */
