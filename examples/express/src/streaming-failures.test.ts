@@ -5,7 +5,8 @@
  */
 import { createServer as createNetServer } from "node:net";
 import type { AddressInfo } from "node:net";
-import { request as httpRequest } from "node:http";
+import { once } from "node:events";
+import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import type { IncomingMessage } from "node:http";
 import { APIError, BadRequestError } from "openai";
 import type { ChatCompletionChunk, ChatCompletionCreateParamsNonStreaming, ChatCompletionCreateParamsStreaming } from "openai/resources/chat/completions";
@@ -262,5 +263,40 @@ describe("the upstream fails before the first byte", () => {
     expect(host.upstream.requests.filter((record) => record.path === "/v1/chat/completions")).toHaveLength(1);
     const { charge } = await settledCharge(response.headers.get("x-request-id")!);
     expect(charge).toMatchObject({ model, outputTokens: 8, inputTokens: fakePromptTokens({ messages: [{ content: "Say hello to the gateway." }] }) });
+  });
+});
+
+describe("an upstream that answers 200 with no event at all", () => {
+  it("is an upstream error before the first byte, not an empty finished stream; nothing is charged", async () => {
+    // A server that gives up at once: its event stream holds nothing but [DONE].
+    const empty = createHttpServer((request, response) => {
+      request.resume();
+      request.on("end", () => {
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        response.end("data: [DONE]\n\n");
+      });
+    });
+    empty.listen(0, "127.0.0.1");
+    await once(empty, "listening");
+    const emptyHost = await startTestHost({
+      organization(organization) {
+        const endpoint = `http://127.0.0.1:${(empty.address() as AddressInfo).port}/v1/chat/completions`;
+        organization.providers.push({ owner: "alice", name: "empty", kind: "openai-compatible", settings: { endpoint, models: upstreamModels }, grants: [{ type: "group", groupId: "research" }] });
+        organization.prices.push({ provider: "alice:empty", model: "*", ...price });
+      },
+    });
+    try {
+      const reply = await postJson(emptyHost, "/chat/completions", { ...chatBody({ stream: true }), model: "alice:empty/fake-chat" }, emptyHost.keys.carol);
+      expect(reply.status).toBe(502);
+      expect(expectOpenAIError(reply.text).message).toMatch(/without sending any event/);
+      const requestId = String(reply.headers["x-request-id"]);
+      await emptyHost.waitForEnd(requestId);
+      expect((await emptyHost.allocation()).reserved).toBe(0);
+      expect(await emptyHost.sluice.stores.ledger.getCharge(requestId)).toBeNull();
+    } finally {
+      await emptyHost.close();
+      empty.closeAllConnections();
+      await new Promise((resolve) => empty.close(resolve));
+    }
   });
 });

@@ -116,6 +116,12 @@ export class EndpointDeployment implements OpenAICompatDeployment {
       signal: call.signal,
     });
     const contentType = headerText(response.headers, "content-type");
+    if (/^\s*text\/html\b/i.test(contentType)) {
+      // A login wall or a web app's catch-all page at the configured URL, not a model server. Read
+      // (bounded) rather than cut, so the connection stays usable.
+      await readBounded(response.body, jsonBodyLimit).catch(() => undefined);
+      throw new GatewayError("upstream_error", "The upstream answered a streaming request with an HTML page instead of an event stream: check the provider's endpoint.");
+    }
     if (contentType.includes("application/json")) {
       // A 200 with an error object, or a server that ignored `stream: true`: no stream to relay.
       const said = parseUpstreamErrorBody(await readBounded(response.body, jsonBodyLimit), contentType).message;

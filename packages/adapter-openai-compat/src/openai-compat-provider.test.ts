@@ -198,6 +198,17 @@ describe("requests", () => {
     expect(error.message).toBe("The upstream reported an error: model is loading");
   });
 
+  it("rejects a streaming request answered with an HTML page (a login wall, a web app at the URL)", async () => {
+    const server = await startServer((_request, response) => {
+      response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      response.end("<!doctype html><title>Sign in</title>");
+    });
+    const provider = providerFor({ endpoint: `${server.url}/v1` });
+    const error = await rejection(provider.deployments("m")[0]!.streamChatCompletion(streamCall({})));
+    expect(error.status).toBe(502);
+    expect(error.message).toMatch(/HTML page instead of an event stream/);
+  });
+
   it("keeps the connection for the next request after a stream that ended with [DONE]", async () => {
     const server = await startServer((request, response) => {
       request.resume();

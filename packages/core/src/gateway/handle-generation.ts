@@ -188,12 +188,17 @@ async function startStream(generation: Generation, control: RequestControl, outp
   const attempt: Attempt<StartedStream> = async (deployment, attemptSignal) => {
     const stream = await call(deployment, attemptSignal);
     const iterator = stream.batches[Symbol.asyncIterator]();
+    let first: IteratorResult<ProviderStreamBatch>;
     try {
-      return { stream, iterator, first: await iterator.next(), signal: attemptSignal };
+      first = await iterator.next();
     } catch (error) {
       await iterator.return?.();
       throw error;
     }
+    // A body with no event at all (a page that is not an event stream, a server that gave up)
+    // is no answer, and must not reach the client as an empty, finished one.
+    if (first.done === true) throw new GatewayError("upstream_error", "The upstream ended its event stream without sending any event.");
+    return { stream, iterator, first, signal: attemptSignal };
   };
   return attemptDeployments(resolved.deployments, attempt, control, context.retry);
 }
@@ -212,6 +217,7 @@ async function streamGeneration(
     control.dispose();
     throw control.failure(error);
   }
+  meter.answered = true;
   const relayed: Relay = {
     iterator: started.iterator,
     first: started.first,

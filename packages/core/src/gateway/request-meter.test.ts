@@ -48,4 +48,17 @@ describe("RequestMeter.settle", () => {
     expect(ends).toMatchObject([{ requestId: "req_1", status: 500, errorCode: "settlement_failed" }]);
     close();
   });
+
+  it("charges the counted prompt of a stream that answered with neither usage nor output, and releases one that never answered", async () => {
+    const answered = meter();
+    answered.requestMeter.answered = true;
+    await answered.requestMeter.settle(async () => 42);
+    expect(answered.commits).toMatchObject([{ inputTokens: 42, outputTokens: 0, cost: 42 }]);
+    answered.close();
+
+    const unanswered = meter();
+    await unanswered.requestMeter.settle(async () => 42);
+    expect(unanswered.commits).toEqual([]);
+    unanswered.close();
+  });
 });

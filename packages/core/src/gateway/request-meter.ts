@@ -26,6 +26,11 @@ export interface MeterContext {
 export class RequestMeter {
   usage: TokenUsage | null = null;
   outputEvents = 0;
+  /**
+   * The upstream answered (a stream started): its prompt was read, so settling charges the counted
+   * input even when no usage and no output came, rather than recording the request as free.
+   */
+  answered = false;
   #settled: Promise<void> | null = null;
 
   constructor(
@@ -56,7 +61,7 @@ export class RequestMeter {
   async #settle(fallback: () => Promise<number>): Promise<void> {
     const { ledger } = this.services;
     let usage = this.usage;
-    if (usage === null && this.outputEvents > 0) {
+    if (usage === null && (this.outputEvents > 0 || this.answered)) {
       const inputTokens = await fallback().catch(() => 0);
       usage = { inputTokens, outputTokens: this.outputEvents, source: "counted" };
     }

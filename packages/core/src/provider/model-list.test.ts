@@ -24,7 +24,7 @@ describe("parseModelList", () => {
   });
 
   it("answers 502, naming whose list it was, for anything that is not a model list", () => {
-    for (const text of ["<html>", "42", '{"data":{}}']) {
+    for (const text of ["<html>", "42", '{"data":{}}', '[{"id":"m"}]', '{"error":"Service temporarily unavailable"}']) {
       const error = (() => {
         try {
           parseModelList(text, "The model server's");

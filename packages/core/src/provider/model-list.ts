@@ -4,7 +4,7 @@ import type { ProviderModel } from "./provider.js";
 /**
  * The models of an OpenAI-style `GET /v1/models` answer (`{ "data": [{ "id", "created",
  * "owned_by" }] }`), for every adapter that discovers models. `data` missing or null is an empty
- * list (Ollama with nothing pulled); rows without a string id are skipped, repeated ids kept once,
+ * list (Ollama with nothing pulled), unless the object carries an `error` instead; rows without a string id are skipped, repeated ids kept once,
  * and `created` and `owned_by` kept only when they are usable. Anything that is not such a list is
  * a 502 naming `whose` ("The upstream's", "The model server's").
  */
@@ -15,8 +15,15 @@ export function parseModelList(text: string, whose: string): ProviderModel[] {
   } catch (error) {
     throw new GatewayError("upstream_error", `${whose} model list is not JSON.`, { cause: error });
   }
-  if (typeof parsed !== "object" || parsed === null) throw new GatewayError("upstream_error", `${whose} model list is not a JSON object.`);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new GatewayError("upstream_error", `${whose} model list is not a JSON object.`);
+  }
   const data = (parsed as Record<string, unknown>).data;
+  // A 200 carrying an error (a proxy's "temporarily unavailable") is a failure, not an empty
+  // list: discovery then tries again soon instead of showing no models for a whole TTL.
+  if (data === undefined && (parsed as Record<string, unknown>).error !== undefined) {
+    throw new GatewayError("upstream_error", `${whose} model list is an error: ${JSON.stringify((parsed as Record<string, unknown>).error).slice(0, 200)}`);
+  }
   if (data === undefined || data === null) return [];
   if (!Array.isArray(data)) throw new GatewayError("upstream_error", `${whose} model list has no \`data\` array.`);
   const models: ProviderModel[] = [];
