@@ -10,8 +10,11 @@ export interface Endpoint {
   readonly client: UndiciUpstreamClient;
   /** The static settings headers and the `authorization` from the apiKey secret, lower-case. */
   readonly headers: Readonly<Record<string, string>>;
-  /** `quirks.dropStreamOptions`: never send `stream_options`. */
-  readonly dropStreamOptions: boolean;
+  /**
+   * Never send `stream_options`: set by `quirks.dropStreamOptions`, or learned when the server
+   * refuses the field (then for as long as this provider lives, until its settings change).
+   */
+  dropStreamOptions: boolean;
 }
 
 const jsonBodyLimit = 64 * 1024;
@@ -106,7 +109,23 @@ export class EndpointDeployment implements OpenAICompatDeployment {
     };
   }
 
+  /**
+   * A stream; a server that refuses `stream_options` with a 400 (wire-formats §3.3: strict
+   * servers, Azure's older API versions behind an OpenAI-style URL) is asked again without it,
+   * and not sent it again. Its streams then carry no usage, and the gateway counts their output.
+   */
   async #stream(path: string, body: OpenAIRequestBody, call: ProviderCall): Promise<ProviderStream> {
+    try {
+      return await this.#streamOnce(path, body, call);
+    } catch (error) {
+      if (body.stream_options === undefined || !refusesStreamOptions(error) || call.signal.aborted) throw error;
+      this.#endpoint.dropStreamOptions = true;
+      const { stream_options: _refused, ...rest } = body;
+      return this.#streamOnce(path, rest as OpenAIRequestBody, call);
+    }
+  }
+
+  async #streamOnce(path: string, body: OpenAIRequestBody, call: ProviderCall): Promise<ProviderStream> {
     const response = await this.#endpoint.client.request({
       origin: this.#endpoint.target.origin,
       path,
@@ -144,6 +163,12 @@ export class EndpointDeployment implements OpenAICompatDeployment {
  * A non-streaming body. `stream_options` goes whenever `stream` is not true: vLLM and OpenAI
  * answer 400 to it otherwise (wire-formats §4, "Unknown fields").
  */
+/** A 400 that names `stream_options` as the field at fault. */
+function refusesStreamOptions(error: unknown): boolean {
+  if (!GatewayError.is(error) || error.status !== 400) return false;
+  return error.param === "stream_options" || error.message.includes("stream_options");
+}
+
 /** The body with the gateway's output cap, as `max_tokens`: every OpenAI-compatible server knows it. */
 function capped(call: ProviderCall): OpenAIRequestBody {
   return withOutputCap(call.body, call.outputCap, "max_tokens");

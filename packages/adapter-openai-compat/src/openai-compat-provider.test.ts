@@ -209,6 +209,48 @@ describe("requests", () => {
     expect(error.message).toMatch(/HTML page instead of an event stream/);
   });
 
+  it("asks again without stream_options when the server refuses it, and does not send it again", async () => {
+    const sent: Array<Record<string, unknown>> = [];
+    const server = await startServer((request, response) => {
+      let text = "";
+      request.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+      request.on("end", () => {
+        const body = JSON.parse(text) as Record<string, unknown>;
+        sent.push(body);
+        if (body.stream_options !== undefined) {
+          // OpenAI's wording, as strict servers and old Azure API versions answer (wire-formats §3.3).
+          response.writeHead(400, { "content-type": "application/json" });
+          response.end(JSON.stringify({ error: { message: "Unknown parameter: 'stream_options'.", type: "invalid_request_error", param: "stream_options", code: "unknown_parameter" } }));
+          return;
+        }
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        response.end('data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n');
+      });
+    });
+    const deployment = providerFor({ endpoint: `${server.url}/v1` }).deployments("m")[0]!;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const events = await collect((await deployment.streamChatCompletion(streamCall({}))).batches);
+      expect(events.map((event) => event.data)).toEqual(['{"choices":[{"index":0,"delta":{"content":"hi"}}]}']);
+    }
+    // Refused once, then never sent: three requests for two streams.
+    expect(sent.map((body) => body.stream_options !== undefined)).toEqual([true, false, false]);
+  });
+
+  it("relays any other 400 as the client's error, without asking again", async () => {
+    let requests = 0;
+    const server = await startServer((request, response) => {
+      requests++;
+      request.resume();
+      request.on("end", () => {
+        response.writeHead(400, { "content-type": "application/json" });
+        response.end(JSON.stringify({ error: { message: "temperature is out of range", type: "invalid_request_error", param: "temperature" } }));
+      });
+    });
+    const error = await rejection(providerFor({ endpoint: `${server.url}/v1` }).deployments("m")[0]!.streamChatCompletion(streamCall({})));
+    expect(error.status).toBe(400);
+    expect(requests).toBe(1);
+  });
+
   it("keeps the connection for the next request after a stream that ended with [DONE]", async () => {
     const server = await startServer((request, response) => {
       request.resume();
