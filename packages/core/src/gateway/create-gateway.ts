@@ -219,14 +219,63 @@ function readJson(request: GatewayRequest): unknown {
   if (request.body === null || request.body.byteLength === 0) {
     throw new GatewayError("invalid_request", "The request body is empty; send a JSON object.");
   }
+  let text: string;
+  let parsed: unknown;
   try {
-    return JSON.parse(Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength).toString("utf8"));
+    text = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength).toString("utf8");
+    // Only a body with a run of 16 digits can hold an integer past 2^53; the rest parse plainly.
+    parsed = longDigitRun.test(text) ? JSON.parse(text, keepLongIntegers) : JSON.parse(text);
   } catch {
     throw new GatewayError(
       "invalid_request",
       "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.",
     );
   }
+  // V8 parses any depth, but copying and serializing the body again recurses, and overflows the
+  // stack some thousands of levels down: a 500 for what is the client's error. A body of fewer
+  // than twice as many characters as the limit cannot pass it, so only longer ones are measured.
+  if (text.length > 2 * maxNesting && nestsDeeperThan(text, maxNesting)) {
+    throw new GatewayError("invalid_request", `The JSON body of your request nests deeper than ${maxNesting} levels.`);
+  }
+  return parsed;
+}
+
+const maxNesting = 1_000;
+
+/** Whether valid JSON `text` opens more than `limit` arrays and objects inside one another. */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (inString) {
+      if (code === 0x5c) index++;
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) {
+      inString = true;
+    } else if (code === 0x5b || code === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (code === 0x5d || code === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+const longDigitRun = /\d{16}/;
+
+/** Node 22+ (V8's JSON.parse source text access): the reviver sees each number's own text. */
+const rawJson = (JSON as unknown as { rawJSON?: (text: string) => unknown }).rawJSON;
+
+/**
+ * Keeps an integer a double cannot hold (a 64-bit `seed`, a vendor's id) as the client wrote it:
+ * the body is parsed and serialized again for the upstream, and `9223372036854775807` would
+ * otherwise arrive as `9223372036854776000`, a different number, or one a strict server refuses.
+ */
+function keepLongIntegers(_key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value !== "number" || Number.isSafeInteger(value) || rawJson === undefined) return value;
+  const source = context?.source;
+  return source !== undefined && /^-?\d+$/.test(source) ? rawJson(source) : value;
 }
 
 function isJsonObject(value: unknown): value is Record<string, unknown> {
