@@ -18,9 +18,9 @@ import type { AddressInfo } from "node:net";
 import OpenAI from "openai";
 import type { ClientOptions } from "openai";
 import { expect } from "vitest";
-import { createManualClock } from "@sluice/core";
+import { countTextTokens, createManualClock } from "@sluice/core";
 import type { AllocationBalance, BudgetLedger, ManualClock, RequestEndEvent, UsageReport } from "@sluice/core";
-import { startFakeUpstream } from "@sluice/core/testing";
+import { fakeReplyText, startFakeUpstream } from "@sluice/core/testing";
 import type { FakeControl, FakeUpstream } from "@sluice/core/testing";
 import { hostConfigSchema } from "@sluice/example-host-kit";
 import type { HostGatewayOptions, RunningSluice } from "@sluice/example-host-kit";
@@ -290,4 +290,13 @@ export function holdCommits(ledger: BudgetLedger) {
       ledger.commit = commit;
     },
   };
+}
+
+/**
+ * The output tokens the gateway counts for the first `chunks` content chunks of the fake's reply,
+ * when no usage arrives: it counts the delivered text with its tokenizer (o200k_base), in which
+ * the fake's first word alone is three tokens.
+ */
+export function countedOutputTokens(chunks: number): Promise<number> {
+  return countTextTokens(fakeReplyText(chunks));
 }

@@ -415,14 +415,14 @@ async function finishRelay(state: Relay, end: { outcome: string; errorCode: stri
 /** The usage chunk a client asked for, when the upstream sent none: from counted tokens. */
 async function usageChunk(meter: RequestMeter, countInput: () => Promise<number>, requestId: string, model: string): Promise<string> {
   const inputTokens = await countInput().catch(() => 0);
-  meter.usage = { inputTokens, outputTokens: meter.outputEvents, source: "counted" };
+  meter.usage = { inputTokens, outputTokens: await meter.countedOutput(), source: "counted" };
   const chunk = {
     id: requestId,
     object: "chat.completion.chunk",
     created: Math.floor(Date.now() / 1000),
     model,
     choices: [],
-    usage: { prompt_tokens: inputTokens, completion_tokens: meter.outputEvents, total_tokens: inputTokens + meter.outputEvents },
+    usage: { prompt_tokens: inputTokens, completion_tokens: meter.usage.outputTokens, total_tokens: inputTokens + meter.usage.outputTokens },
   };
   return `data: ${JSON.stringify(chunk)}\n\n`;
 }

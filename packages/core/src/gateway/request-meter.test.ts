@@ -3,6 +3,8 @@ import type { BudgetLedger, ChargeInput } from "../budget/budget-ledger.js";
 import { createManualClock } from "../clock/clock.js";
 import { createEventBus } from "../events/sluice-events.js";
 import type { RequestEndEvent } from "../events/sluice-events.js";
+import type { ProviderStreamBatch } from "../provider/provider.js";
+import { countTextTokens } from "../streaming/count-tokens.js";
 import { unchecked } from "../testing/expect-gateway-error.js";
 import { LeaseRenewer } from "./lease-renewer.js";
 import { RequestMeter } from "./request-meter.js";
@@ -61,4 +63,33 @@ describe("RequestMeter.settle", () => {
     expect(unanswered.commits).toEqual([]);
     unanswered.close();
   });
+
+  it("counts the output of a stream without usage with the tokenizer, not by its events", async () => {
+    const { requestMeter, commits, close } = meter();
+    // One event carrying a whole tool call's arguments (Ollama), and one with a word.
+    const toolCall = JSON.stringify({ city: "Paris", units: "metric", days: [1, 2, 3, 4, 5] });
+    requestMeter.observe(batch({ outputDeltaEvents: 1, outputText: toolCall }));
+    requestMeter.observe(batch({ outputDeltaEvents: 1, outputText: " done" }));
+    await requestMeter.settle(async () => 10);
+    const expected = await countTextTokens(`${toolCall} done`);
+    expect(expected).toBeGreaterThan(2);
+    expect(commits).toMatchObject([{ inputTokens: 10, outputTokens: expected }]);
+    close();
+  });
+
+  it("counts a long answer's kept text and scales it to the whole", async () => {
+    const { requestMeter, commits, close } = meter();
+    const piece = "lorem ipsum dolor sit amet ".repeat(1_000);
+    for (let index = 0; index < 20; index++) requestMeter.observe(batch({ outputDeltaEvents: 1, outputText: piece }));
+    await requestMeter.settle(async () => 0);
+    const perPiece = await countTextTokens(piece);
+    // 540,000 characters, of which 262,144 are kept and counted.
+    expect(commits[0]!.outputTokens).toBeGreaterThan(perPiece * 19);
+    expect(commits[0]!.outputTokens).toBeLessThan(perPiece * 21);
+    close();
+  });
 });
+
+function batch(fields: Partial<ProviderStreamBatch>): ProviderStreamBatch {
+  return { text: "", events: [], usage: null, usageOnlySpans: null, outputDeltaEvents: 0, ...fields };
+}

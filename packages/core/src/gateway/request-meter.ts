@@ -4,6 +4,7 @@ import type { SluiceEventBus } from "../events/sluice-events.js";
 import { costOf } from "../pricing/price-book.js";
 import type { ModelPrice } from "../pricing/price-book.js";
 import type { ProviderStreamBatch, TokenUsage } from "../provider/provider.js";
+import { countTextTokens } from "../streaming/count-tokens.js";
 import type { LeaseRenewer } from "./lease-renewer.js";
 
 export interface MeterContext {
@@ -19,6 +20,13 @@ export interface MeterContext {
 }
 
 /**
+ * The generated text a stream without usage keeps for counting: a long answer's first 256 Ki
+ * characters (at most 512 KiB of heap) for the stream's life, where holding all of it would grow
+ * with the answer.
+ */
+const keptOutputChars = 256 * 1024;
+
+/**
  * Counts what one request used and settles its reservation exactly once: a commit of the actual
  * cost when anything was used, a release when nothing was. Settling never throws into the
  * request; a commit is retried, because a lost commit is a lost charge.
@@ -31,6 +39,10 @@ export class RequestMeter {
    * input even when no usage and no output came, rather than recording the request as free.
    */
   answered = false;
+  /** The generated text of a stream without usage so far, up to `keptOutputChars`, to count. */
+  #outputText = "";
+  /** Characters of generated text seen, kept or not. */
+  #outputChars = 0;
   #settled: Promise<void> | null = null;
 
   constructor(
@@ -43,9 +55,32 @@ export class RequestMeter {
 
   /** Meters one batch of a stream's events, as the client is about to get them. */
   observe(batch: ProviderStreamBatch): void {
-    if (batch.usage !== null) this.usage = batch.usage;
-    // Servers stream about one token per output event: the estimate when no usage arrives.
-    else if (this.usage === null) this.outputEvents += batch.outputDeltaEvents;
+    if (batch.usage !== null) {
+      this.usage = batch.usage;
+      this.#outputText = "";
+      return;
+    }
+    if (this.usage !== null) return;
+    this.outputEvents += batch.outputDeltaEvents;
+    const text = batch.outputText;
+    if (text === undefined || text === "") return;
+    this.#outputChars += text.length;
+    if (this.#outputText.length < keptOutputChars) this.#outputText += text.slice(0, keptOutputChars - this.#outputText.length);
+  }
+
+  /**
+   * The output of a stream that reported no usage, counted with the tokenizer; what was not kept
+   * (past `keptOutputChars`) is assumed to run at the kept text's tokens per character. Events
+   * count instead when batches carried no text, or the tokenizer cannot load.
+   */
+  async countedOutput(): Promise<number> {
+    if (this.#outputChars === 0) return this.outputEvents;
+    try {
+      const tokens = await countTextTokens(this.#outputText);
+      return this.#outputChars === this.#outputText.length ? tokens : Math.ceil((tokens * this.#outputChars) / this.#outputText.length);
+    } catch {
+      return this.outputEvents;
+    }
   }
 
   /**
@@ -63,7 +98,7 @@ export class RequestMeter {
     let usage = this.usage;
     if (usage === null && (this.outputEvents > 0 || this.answered)) {
       const inputTokens = await fallback().catch(() => 0);
-      usage = { inputTokens, outputTokens: this.outputEvents, source: "counted" };
+      usage = { inputTokens, outputTokens: await this.countedOutput(), source: "counted" };
     }
     if (usage === null || (usage.inputTokens === 0 && usage.outputTokens === 0)) {
       await ledger.release(this.context.requestId).catch(() => false);

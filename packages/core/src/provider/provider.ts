@@ -110,11 +110,17 @@ export interface ProviderStreamBatch {
    */
   readonly usageOnlySpans: readonly number[] | null;
   /**
-   * Events with a non-empty content, refusal, reasoning or tool-call-arguments delta: about one
-   * token each, the estimate the gateway meters by when an upstream reports no usage. Counted only
-   * in a batch that reports none (0 otherwise): reported usage makes the estimate moot.
+   * Events with a non-empty content, refusal, reasoning or tool-call-arguments delta. Counted only
+   * in a batch that reports no usage (0 otherwise): reported usage makes counting moot. The
+   * gateway's fallback estimate (about one token each) when a batch carries no `outputText`.
    */
   readonly outputDeltaEvents: number;
+  /**
+   * The generated text of those events (content, refusal, reasoning, tool-call arguments), which
+   * the gateway counts with its tokenizer when no usage comes. Like `outputDeltaEvents`, only in
+   * a batch that reports no usage (""). Optional: without it the gateway counts events.
+   */
+  readonly outputText?: string;
   /**
    * True when the stream ended with this batch (`[DONE]`, or the end of the body): the iteration
    * yields nothing more, so the gateway finishes the client's stream without waiting on it.

@@ -18,11 +18,11 @@ import type { GatewayError } from "../errors/gateway-error.js";
 import type { ProviderStreamBatch, ProviderStreamEvent, TokenUsage } from "../provider/provider.js";
 import { SseDecoder } from "./sse-decoder.js";
 import type { SseEvent } from "./sse-decoder.js";
-import { hasOutputDelta, mayHoldStreamError, nextUsageObject, readStreamError, readUsage } from "./stream-usage.js";
+import { mayHoldStreamError, nextUsageObject, outputDeltaText, readStreamError, readUsage } from "./stream-usage.js";
 
 /**
- * What a stream has shown so far, kept current while it is read. The gateway meters from it: from
- * `usage` when the upstream reported any, else by estimating output from `outputDeltaEvents`.
+ * What a stream has shown so far, kept current while it is read. The gateway meters from `usage`
+ * when the upstream reported any; otherwise it counts the batches' `outputText` with its tokenizer.
  *
  * It is a mutable object the caller may hand in, because a stream that fails or that the client
  * abandons never returns a value: the output delivered so far must still be metered.
@@ -32,8 +32,8 @@ export interface StreamStats {
   events: number;
   /**
    * Events with a non-empty content, refusal, reasoning or tool-call-arguments delta, in batches
-   * that reported no usage (see `ProviderStreamBatch.outputDeltaEvents`). Most servers stream
-   * about one token per such event, so this estimates output tokens when no usage arrives.
+   * that reported no usage (see `ProviderStreamBatch.outputDeltaEvents`): the fallback estimate,
+   * about one token per event, where a batch carries no `outputText` to count.
    */
   outputDeltaEvents: number;
   /** The last usage the upstream reported; vLLM repeats cumulative usage on every chunk, so the last wins. */
@@ -169,10 +169,15 @@ export class StreamEventReader {
     if (framed.done) stats.endedBy = "done";
     const usage = findUsage(text);
     let outputDeltaEvents = 0;
+    let outputText = "";
     if (usage.usage === null) {
       for (let start = 0; start < text.length; ) {
         const end = text.indexOf("\n\n", start) + 2;
-        if (hasOutputDelta(text.slice(start, end))) outputDeltaEvents += 1;
+        const delta = outputDeltaText(text.slice(start, end));
+        if (delta !== "") {
+          outputDeltaEvents += 1;
+          outputText += delta;
+        }
         start = end;
       }
     } else {
@@ -180,7 +185,8 @@ export class StreamEventReader {
     }
     stats.events += events;
     stats.outputDeltaEvents += outputDeltaEvents;
-    return new SseBatch(text, usage.usage, usage.usageOnlySpans, outputDeltaEvents, framed.done || (atEnd && this.failure === null));
+    const ended = framed.done || (atEnd && this.failure === null);
+    return new SseBatch(text, usage.usage, usage.usageOnlySpans, outputDeltaEvents, outputText, ended);
   }
 
   /**
@@ -272,6 +278,7 @@ class SseBatch implements ProviderStreamBatch {
     readonly usage: TokenUsage | null,
     readonly usageOnlySpans: readonly number[] | null,
     readonly outputDeltaEvents: number,
+    readonly outputText: string,
     readonly ended: boolean,
   ) {}
 

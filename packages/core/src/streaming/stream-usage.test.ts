@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { GatewayError } from "../errors/gateway-error.js";
-import { hasOutputDelta, readStreamError, readUsage } from "./stream-usage.js";
+import { hasOutputDelta, outputDeltaText, readStreamError, readUsage } from "./stream-usage.js";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -273,5 +273,34 @@ describe("hasOutputDelta on the legacy completions API", () => {
   it("counts a non-empty text and ignores an empty one", () => {
     expect(hasOutputDelta('{"object":"text_completion","choices":[{"index":0,"text":" world"}]}')).toBe(true);
     expect(hasOutputDelta('{"object":"text_completion","choices":[{"index":0,"text":""}]}')).toBe(false);
+  });
+});
+
+describe("outputDeltaText", () => {
+  it("is the generated text of a delta: content, reasoning, a refusal, tool-call arguments, legacy text", () => {
+    expect(outputDeltaText('{"choices":[{"delta":{"content":"Hello"}}]}')).toBe("Hello");
+    expect(outputDeltaText('{"choices":[{"delta":{"reasoning_content":"Think"}}]}')).toBe("Think");
+    expect(outputDeltaText('{"choices":[{"delta":{"refusal":"No"}}]}')).toBe("No");
+    expect(outputDeltaText('{"choices":[{"text":"legacy","index":0}]}')).toBe("legacy");
+    // Ollama sends a whole tool call in one event: all of its arguments are output.
+    const call = '{"choices":[{"delta":{"content":"","tool_calls":[{"function":{"name":"f","arguments":"{\\"city\\": \\"Paris\\"}"}}]}}]}';
+    expect(outputDeltaText(call)).toBe('{"city": "Paris"}');
+  });
+
+  it("decodes escapes, and joins several values of one event", () => {
+    expect(outputDeltaText('{"choices":[{"delta":{"content":"a\\nb \\u00e9 \\"q\\""}}]}')).toBe('a\nb é "q"');
+    expect(outputDeltaText('{"choices":[{"delta":{"content":"x"}},{"delta":{"content":"y"}}]}')).toBe("xy");
+  });
+
+  it("is empty for what is not output: empty strings, nulls, usage-only and role chunks", () => {
+    expect(outputDeltaText('{"choices":[{"delta":{"role":"assistant","content":""}}]}')).toBe("");
+    expect(outputDeltaText('{"choices":[{"delta":{"content":null}}]}')).toBe("");
+    expect(outputDeltaText('{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}')).toBe("");
+  });
+
+  it("agrees with hasOutputDelta on which events carry output", () => {
+    for (const data of ['{"choices":[{"delta":{"content":"Hi"}}]}', '{"choices":[{"delta":{"content":""}}]}', '{"choices":[{"delta":{"arguments":"{"}}]}', "{}"]) {
+      expect(outputDeltaText(data) !== "").toBe(hasOutputDelta(data));
+    }
   });
 });

@@ -152,6 +152,45 @@ export function hasOutputDelta(data: string): boolean {
   return false;
 }
 
+/**
+ * The generated text an event carries: the values of its output delta keys (as `hasOutputDelta`
+ * finds them), decoded and joined; "" when it carries none. What the gateway counts with the
+ * tokenizer when an upstream reports no usage: one event may hold a whole tool call's arguments
+ * (Ollama), where counting events would call it one token. Each value is found by substring
+ * search and only its own string literal is parsed, not the chunk.
+ */
+export function outputDeltaText(data: string): string {
+  let text = "";
+  for (const key of outputKeys) {
+    for (let keyIndex = indexOfKey(data, key, 0); keyIndex !== -1; keyIndex = indexOfKey(data, key, keyIndex + key.quoted.length)) {
+      const colonIndex = skipWhitespace(data, keyIndex + key.quoted.length);
+      if (data.charCodeAt(colonIndex) !== colon) continue;
+      const valueStart = skipWhitespace(data, colonIndex + 1);
+      if (!startsNonEmptyString(data, valueStart)) continue;
+      const valueEnd = stringLiteralEnd(data, valueStart);
+      if (valueEnd === -1) continue;
+      try {
+        text += JSON.parse(data.slice(valueStart, valueEnd)) as string;
+      } catch {
+        // Not a well-formed string literal: nothing to count from it.
+      }
+    }
+  }
+  return text;
+}
+
+/** The index just past the JSON string literal that opens at `start` (a quote), or -1. */
+function stringLiteralEnd(data: string, start: number): number {
+  for (let index = start + 1; index < data.length; index++) {
+    const code = data.charCodeAt(index);
+    if (code === backslash) index++;
+    else if (code === quote) return index + 1;
+  }
+  return -1;
+}
+
+const backslash = 0x5c;
+
 /** A JSON key to search for: `"name"`, and the needle that finds it fast (see indexOfKey). */
 interface JsonKey {
   quoted: string;
