@@ -77,6 +77,15 @@ describe("RequestMeter.settle", () => {
     close();
   });
 
+  it("adds the output that follows the last usage report, which an early or cut-off report leaves out", async () => {
+    const { requestMeter, commits, close } = meter();
+    requestMeter.observe(batch({ usage: { inputTokens: 12, outputTokens: 0, source: "upstream" } }));
+    requestMeter.observe(batch({ outputDeltaEvents: 2, outputText: "Sluice streams" }));
+    await requestMeter.settle(async () => 99);
+    expect(commits).toMatchObject([{ inputTokens: 12, outputTokens: await countTextTokens("Sluice streams") }]);
+    close();
+  });
+
   it("counts a long answer's kept text and scales it to the whole", async () => {
     const { requestMeter, commits, close } = meter();
     const piece = "lorem ipsum dolor sit amet ".repeat(1_000);

@@ -33,6 +33,7 @@ const keptOutputChars = 256 * 1024;
  */
 export class RequestMeter {
   usage: TokenUsage | null = null;
+  /** Events with output since the last usage report (or the start). */
   outputEvents = 0;
   /**
    * The upstream answered (a stream started): its prompt was read, so settling charges the counted
@@ -56,11 +57,13 @@ export class RequestMeter {
   /** Meters one batch of a stream's events, as the client is about to get them. */
   observe(batch: ProviderStreamBatch): void {
     if (batch.usage !== null) {
+      // The report covers everything so far: only what follows it remains to be counted.
       this.usage = batch.usage;
+      this.outputEvents = 0;
       this.#outputText = "";
+      this.#outputChars = 0;
       return;
     }
-    if (this.usage !== null) return;
     this.outputEvents += batch.outputDeltaEvents;
     const text = batch.outputText;
     if (text === undefined || text === "") return;
@@ -99,6 +102,10 @@ export class RequestMeter {
     if (usage === null && (this.outputEvents > 0 || this.answered)) {
       const inputTokens = await fallback().catch(() => 0);
       usage = { inputTokens, outputTokens: await this.countedOutput(), source: "counted" };
+    } else if (usage !== null && this.outputEvents > 0) {
+      // Output after the last report (a server that reported early, a stream cut before its
+      // final usage) is generated all the same.
+      usage = { ...usage, outputTokens: usage.outputTokens + (await this.countedOutput()) };
     }
     if (usage === null || (usage.inputTokens === 0 && usage.outputTokens === 0)) {
       await ledger.release(this.context.requestId).catch(() => false);
