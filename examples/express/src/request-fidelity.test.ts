@@ -3,7 +3,7 @@
  * pass through, and numbers keep their value, even those a double cannot hold.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chatBody, chatModel, expectOpenAIError, postJson, startTestHost } from "./test-host.js";
+import { chatBody, chatModel, countedOutputTokens, expectOpenAIError, postJson, sseData, startTestHost, upstreamModels } from "./test-host.js";
 import type { TestHost } from "./test-host.js";
 
 let host: TestHost;
@@ -44,5 +44,35 @@ describe("a body nested deeper than any request needs", () => {
     expect(reply.status).toBe(200);
     expect(JSON.parse(reply.text).model).toBe(chatModel);
     expect((await host.allocation()).reserved).toBe(0);
+  });
+});
+
+describe("the usage chunk the gateway writes when the upstream sent none", () => {
+  it("has the shape of the stream it ends: a chat chunk, or a legacy text_completion", async () => {
+    // An upstream asked for no usage (the quirk) sends none; the client asked for it.
+    const quiet = await startTestHost({
+      organization(organization) {
+        const settings = organization.providers[0]!.settings as Record<string, unknown>;
+        organization.providers.push({ owner: "alice", name: "quiet", kind: "openai-compatible", settings: { ...settings, models: upstreamModels, quirks: { dropStreamOptions: true } }, grants: [{ type: "group", groupId: "research" }] });
+        organization.prices.push({ provider: "alice:quiet", model: "*", input: 1, output: 1 });
+      },
+    });
+    try {
+      const model = "alice:quiet/fake-chat";
+      const streamOptions = { stream: true, stream_options: { include_usage: true }, max_tokens: 3 };
+      for (const [path, body, object] of [
+        ["/chat/completions", { ...chatBody(streamOptions), model }, "chat.completion.chunk"],
+        ["/completions", { model, prompt: "Say hello", ...streamOptions }, "text_completion"],
+      ] as const) {
+        const reply = await postJson(quiet, path, body, quiet.keys.carol);
+        expect(reply.status, reply.text).toBe(200);
+        const events = sseData(reply.text);
+        expect(events.at(-1)).toBe("[DONE]");
+        const usage = JSON.parse(events.at(-2)!) as Record<string, unknown>;
+        expect(usage).toMatchObject({ object, model, choices: [], usage: { completion_tokens: await countedOutputTokens(3) } });
+      }
+    } finally {
+      await quiet.close();
+    }
   });
 });

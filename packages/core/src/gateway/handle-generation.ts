@@ -225,6 +225,7 @@ async function streamGeneration(
     meter,
     countInput,
     clientWantsUsage: generation.body.stream_options?.include_usage === true,
+    chunkObject: generation.operation === "completions" ? "text_completion" : "chat.completion.chunk",
     rewriteModel: modelRewriter(generation.resolved.modelId),
     requestId: generation.requestId,
     modelId: generation.resolved.modelId,
@@ -255,6 +256,8 @@ interface Relay {
   meter: RequestMeter;
   countInput: () => Promise<number>;
   clientWantsUsage: boolean;
+  /** The `object` of a chunk the gateway writes itself: legacy completions stream `text_completion`. */
+  chunkObject: "chat.completion.chunk" | "text_completion";
   rewriteModel: (data: string) => string;
   requestId: string;
   modelId: string;
@@ -372,7 +375,7 @@ async function* relay(state: Relay): AsyncGenerator<string, void, undefined> {
         batch = next.value;
       }
     }
-    if (state.clientWantsUsage && meter.usage === null) last += await usageChunk(meter, state.countInput, state.requestId, state.modelId);
+    if (state.clientWantsUsage && meter.usage === null) last += await usageChunk(meter, state);
     answered = true;
     yield last + doneEvent;
   } catch (thrown) {
@@ -413,14 +416,14 @@ async function finishRelay(state: Relay, end: { outcome: string; errorCode: stri
 }
 
 /** The usage chunk a client asked for, when the upstream sent none: from counted tokens. */
-async function usageChunk(meter: RequestMeter, countInput: () => Promise<number>, requestId: string, model: string): Promise<string> {
-  const inputTokens = await countInput().catch(() => 0);
+async function usageChunk(meter: RequestMeter, state: Relay): Promise<string> {
+  const inputTokens = await state.countInput().catch(() => 0);
   meter.usage = { inputTokens, outputTokens: await meter.countedOutput(), source: "counted" };
   const chunk = {
-    id: requestId,
-    object: "chat.completion.chunk",
+    id: state.requestId,
+    object: state.chunkObject,
     created: Math.floor(Date.now() / 1000),
-    model,
+    model: state.modelId,
     choices: [],
     usage: { prompt_tokens: inputTokens, completion_tokens: meter.usage.outputTokens, total_tokens: inputTokens + meter.usage.outputTokens },
   };
