@@ -92,6 +92,14 @@ describe("createFetchHandler with Request objects", () => {
     expect(host.upstream.requests).toHaveLength(0);
   });
 
+  it("takes the first of two Authorization headers, as node:http does", async () => {
+    const headers = new Headers({ "content-type": "application/json" });
+    headers.append("authorization", `Bearer ${host.keys.carol}`);
+    headers.append("authorization", "Bearer sk-sluice-other");
+    const reply = await handle(new Request(`http://gateway.test${basePath}/models`, { headers }));
+    expect(reply.status).toBe(200);
+  });
+
   it("settles a stream whose consumer cancels it while the upstream is silent: the upstream is aborted at once, what was read is charged", async () => {
     /** Opens a stream whose upstream sends 3 chunks, then nothing, and reads the 3. */
     const openSilentStream = async () => {

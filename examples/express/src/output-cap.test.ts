@@ -2,9 +2,10 @@
  * The worst case a request reserves is a bound only if the upstream cannot go past it. A request
  * that names no output cap is reserved at the gateway's configured cap, so the gateway sends that
  * cap upstream: the charge then stays within the reservation, and an allocation within its limit.
+ * And an image, whose URL is short and whose tokens are many, is reserved an allowance of its own.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bodyBytes, chatBody, postJson, sseData, startTestHost } from "./test-host.js";
+import { bodyBytes, chatBody, chatModel, expectOpenAIError, postJson, sseData, startTestHost } from "./test-host.js";
 import type { TestHost } from "./test-host.js";
 
 const cap = 50;
@@ -45,6 +46,27 @@ describe("a request without max_tokens", () => {
       const sent = host.upstream.requests[0]?.body as Record<string, unknown>;
       expect(sent).toMatchObject(own);
       expect(Object.keys(sent).filter((key) => key === "max_tokens" || key === "max_completion_tokens")).toEqual(Object.keys(own));
+    }
+  });
+});
+
+describe("a request with images", () => {
+  it("reserves an allowance per image, which its short URL does not cover", async () => {
+    // 3,000 µ$ at 1 µ$ a token: room for a text request, not for an image's 4,096-token allowance.
+    const small = await startTestHost({ researchLimit: 3_000 });
+    try {
+      const text = { model: chatModel, max_tokens: 4, messages: [{ role: "user", content: "What is in the picture?" }] };
+      const image = {
+        ...text,
+        messages: [{ role: "user", content: [{ type: "text", text: "What is in the picture?" }, { type: "image_url", image_url: { url: "https://example.test/cat.png" } }] }],
+      };
+      const refused = await postJson(small, "/chat/completions", image, small.keys.carol);
+      expect(refused.status).toBe(402);
+      expect(expectOpenAIError(refused.text).message).toMatch(/may cost up to/);
+      expect(small.upstream.requests).toHaveLength(0);
+      expect((await postJson(small, "/chat/completions", text, small.keys.carol)).status).toBe(200);
+    } finally {
+      await small.close();
     }
   });
 });

@@ -17,7 +17,9 @@ export interface Caller {
 function presentedCredential(request: GatewayRequest): string | null {
   const authorization = request.headers.get("authorization");
   if (authorization !== undefined) {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    // A repeated header reaches the fetch edge joined with ", " (node:http keeps the first): the
+    // first credential counts, as on node:http. A key never holds a comma.
+    const match = /^Bearer\s+([^\s,]+)\s*(?:,|$)/i.exec(authorization);
     if (match) return match[1]!;
   }
   const apiKey = request.headers.get("api-key");
