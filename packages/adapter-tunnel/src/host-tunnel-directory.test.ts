@@ -93,6 +93,20 @@ describe("a host-registered tunnel", () => {
     expect((await provider.health()).status).toBe("running");
   });
 
+  it("sends the gateway's output cap as max_tokens, streamed or not, unless the body has a cap", async () => {
+    const provider = world.tunnels.adapter.create({ record: (await world.stores.catalog.get(providerId))!, secrets: {} });
+    const deployment = provider.deployments("fake-model")[0]!;
+    const call = (body: Record<string, unknown>) => ({ body: { model: "fake-model", messages, ...body }, signal: AbortSignal.timeout(5_000), requestId: "req_cap", outputCap: 64 });
+    await deployment.chatCompletion(call({}));
+    expect(upstream.requests.at(-1)?.body).toMatchObject({ max_tokens: 64 });
+    const stream = await deployment.streamChatCompletion(call({ stream: true }));
+    for await (const _batch of stream.batches);
+    expect(upstream.requests.at(-1)?.body).toMatchObject({ max_tokens: 64, stream: true });
+    await deployment.chatCompletion(call({ max_completion_tokens: 9 }));
+    expect(upstream.requests.at(-1)?.body).not.toHaveProperty("max_tokens");
+    await provider.close?.();
+  });
+
   it("accepts a target given as the server's /v1 base, and answers 502 when the target is unreachable", async () => {
     directory.upsert({ ...tunnel, id: "v1-base", name: "v1 base", target: `${upstream.url}/v1/` });
     await waitForStatus(world, "tun_v1-base", "running");
