@@ -1,5 +1,5 @@
 import { GatewayError, UndiciUpstreamClient, headerText, parseInput } from "@sluice/core";
-import { parseUpstreamErrorBody, transportError, upstreamStatusError } from "./upstream-error.js";
+import { isBareNotFound, parseUpstreamErrorBody, transportError, upstreamStatusError } from "./upstream-error.js";
 import type { Clock, Deployment, Provider, ProviderHealth, ProviderModel, ProviderRecord } from "@sluice/core";
 import { z } from "zod";
 import { EndpointDeployment } from "./endpoint-deployment.js";
@@ -77,7 +77,7 @@ export function createOpenAICompatProvider(options: OpenAICompatProviderOptions)
       if (timeout.aborted) return `The upstream did not answer within ${options.healthTimeoutMs} ms.`;
       // A server without GET /models (404), or a busy one (429), is up all the same. Refused
       // credentials map to a 502 and count as a problem: nothing can be served with them.
-      if (gatewayError.status < 500) return null;
+      if (gatewayError.status < 500 || isBareNotFound(gatewayError)) return null;
       return gatewayError.message;
     }
   }

@@ -87,6 +87,14 @@ describe("upstreamStatusError", () => {
     );
   });
 
+  it("takes a 404 that says nothing (an HTML page) for a wrong endpoint, not a missing model: retryable, so fallbacks are tried", () => {
+    const error = upstreamStatusError({ status: 404, headers: {}, body: parseUpstreamErrorBody("<html><h1>Not Found</h1></html>", "text/html") });
+    expect(error.code).toBe("upstream_error");
+    expect(error.status).toBe(502);
+    expect(isRetryable(error)).toBe(true);
+    expect(error.message).toMatch(/check the provider's endpoint URL/);
+  });
+
   it("says something when the upstream said nothing", () => {
     const error = upstreamStatusError({ status: 400, headers: {}, body: { message: null, type: null, param: null, code: null } });
     expect(error.message).toBe("The upstream answered HTTP 400 without saying why.");

@@ -82,7 +82,8 @@ function detailMessage(detail: unknown): string | null {
 /**
  * The GatewayError for an upstream's non-2xx answer.
  *
- * - 400, 422 (TGI's validation) -> 400 `invalid_request`; 404 -> 404 `model_not_found`;
+ * - 400, 422 (TGI's validation) -> 400 `invalid_request`; 404 -> 404 `model_not_found` (a 404
+ *   that says nothing, an HTML page, is the endpoint's path instead: a retryable 502);
  *   413 -> 413 `request_too_large`: the client's request was refused, so the upstream's message
  *   and `param` are relayed as they are, and its `code` when it is a string (else null).
  * - 401, 403 -> 502: the provider's credentials were refused, not the client's. Never relayed as
@@ -105,7 +106,16 @@ export function upstreamStatusError(input: {
     new GatewayError(code, relayed, { status: relayStatus, param: body.param, wireCode: body.code });
 
   if (status === 400 || status === 422) return clientError("invalid_request", 400);
-  if (status === 404) return clientError("model_not_found", 404);
+  if (status === 404) {
+    // A 404 that says nothing (an empty body, a web server's HTML page) is the endpoint's path,
+    // not the model: an upstream error, which a fallback endpoint may not have.
+    if (body.message === null) {
+      return new GatewayError("upstream_error", "The upstream answered HTTP 404 without an error body: check the provider's endpoint URL.", {
+        cause: notFoundCause,
+      });
+    }
+    return clientError("model_not_found", 404);
+  }
   if (status === 413) return clientError("request_too_large", 413);
   if (status === 401 || status === 403) {
     return new GatewayError(
@@ -138,4 +148,11 @@ function nonEmpty(value: string): string | null {
 
 function clip(text: string): string {
   return text.length <= maxMessageLength ? text : `${text.slice(0, maxMessageLength)}…`;
+}
+
+const notFoundCause = { httpStatus: 404 };
+
+/** Whether `error` is a 404 that said nothing: a path the server does not have (`upstreamStatusError`). */
+export function isBareNotFound(error: GatewayError): boolean {
+  return error.cause === notFoundCause;
 }
