@@ -23,8 +23,6 @@ export interface NodeRequestTarget {
   path: string;
   /** What followed `?`, without it; "" when nothing did. */
   query: string;
-  /** The path as the request named it, for error messages. */
-  pathname: string;
 }
 
 /**
@@ -45,5 +43,5 @@ function targetOf(url: string, basePath: string): NodeRequestTarget | null {
   const queryAt = url.indexOf("?");
   const pathname = queryAt === -1 ? url : url.slice(0, queryAt);
   const path = pathBelow(pathname, basePath);
-  return path === null ? null : { path, query: queryAt === -1 ? "" : url.slice(queryAt + 1), pathname };
+  return path === null ? null : { path, query: queryAt === -1 ? "" : url.slice(queryAt + 1) };
 }
