@@ -9,6 +9,7 @@ export default defineConfig({
     "load-generator": "src/load-generator.ts",
     "upstream-server": "src/upstream-server.ts",
     "minimal-proxy": "src/minimal-proxy.ts",
+    "dispatch-proxy": "src/dispatch-proxy.ts",
     "sluice-server": "src/sluice-server.ts",
     "profile-summary": "src/profile-summary.ts",
     "focus-cell": "src/focus-cell.ts",

@@ -13,6 +13,7 @@
  *   BENCH_BASELINE_DIST=<checkout>/bench/dist ...  # Sluice against another built checkout's Sluice
  *   BENCH_BASELINE=skeleton ...     # Sluice against its skeleton (streaming): what the gateway's policy costs
  *   BENCH_SUBJECT=skeleton ...      # the skeleton in Sluice's place: what the skeleton costs over the proxy
+ *   BENCH_BASELINE=dispatch-proxy ... # Sluice against a minimal proxy on undici's dispatch API
  *   BENCH_ALLOCATIONS=1 ...         # heap bytes allocated per request by each server, and where
  *   BENCH_ALLOCATION_FRAMES=3 ...   # with BENCH_ALLOCATIONS, each site with its two nearest callers
  *
@@ -112,16 +113,19 @@ const baselineDist = process.env.BENCH_BASELINE_DIST || null;
 // BENCH_BASELINE=skeleton: the baseline is Sluice's skeleton (skeleton-server.ts: the real edge,
 // upstream call and stream reader, none of the gateway's policy), so the ratio is what the policy
 // costs. BENCH_SUBJECT=skeleton measures the skeleton in Sluice's place (against the proxy).
+// BENCH_BASELINE=dispatch-proxy: the baseline is the minimal proxy written on undici's dispatch API
+// (dispatch-proxy.ts), the floor under the floor: Sluice's own upstream call is written that way.
 const skeletonBaseline = process.env.BENCH_BASELINE === "skeleton";
+const dispatchBaseline = process.env.BENCH_BASELINE === "dispatch-proxy";
 const subjectScript = process.env.BENCH_SUBJECT === "skeleton" ? "skeleton-server" : "sluice-server";
-const baselineName = compareEnv !== null ? `Sluice ${process.env.BENCH_COMPARE_ENV}` : baselineDist !== null ? "baseline" : skeletonBaseline ? "skeleton" : "minimal proxy";
+const baselineName = compareEnv !== null ? `Sluice ${process.env.BENCH_COMPARE_ENV}` : baselineDist !== null ? "baseline" : skeletonBaseline ? "skeleton" : dispatchBaseline ? "dispatch proxy" : "minimal proxy";
 const upstreamStarted = await BenchProcess.start({ name: "upstream", script: "upstream-server" });
 const upstream = upstreamStarted.process;
 const env = { BENCH_UPSTREAM_URL: (upstreamStarted.ready as unknown as ReadyMessage).origin };
 const [proxyStarted, sluiceStarted, client] = await Promise.all([
   compareEnv !== null || baselineDist !== null
     ? BenchProcess.start({ name: baselineName, script: "sluice-server", ...(baselineDist === null ? {} : { directory: baselineDist }), env: { ...env, ...compareEnv }, execArgv: proxyProfileFlags })
-    : BenchProcess.start({ name: baselineName, script: skeletonBaseline ? "skeleton-server" : "minimal-proxy", env, execArgv: proxyProfileFlags }),
+    : BenchProcess.start({ name: baselineName, script: skeletonBaseline ? "skeleton-server" : dispatchBaseline ? "dispatch-proxy" : "minimal-proxy", env, execArgv: proxyProfileFlags }),
   BenchProcess.start({ name: "Sluice", script: subjectScript, env, execArgv: profileFlags }),
   BenchProcess.start({ name: "load generator", script: "load-generator" }),
 ]);

@@ -1,7 +1,7 @@
 /**
  * A diagnostic path, not one of the three the targets are judged on: Sluice's skeleton. It is the
  * real node:http edge (`createNodeHandler`) and the same upstream call and stream reader as the
- * OpenAI-compatible adapter (an undici Pool with an abort signal, `sseBodyBatches`), with the
+ * OpenAI-compatible adapter (`UndiciUpstreamClient`, its body's `batches()`), with the
  * model renamed in the events, but with none of the gateway's policy: no authentication, access
  * check, price, reservation, commit, timeouts, retries or events. Measured against Sluice
  * (`BENCH_BASELINE=skeleton` in focus-cell), it says what that policy costs per request; against
@@ -9,15 +9,20 @@
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createNodeHandler, sseBodyBatches } from "@sluice/core";
+import { GatewayError, UndiciUpstreamClient, createNodeHandler } from "@sluice/core";
 import type { Gateway, GatewayReply, GatewayRequest } from "@sluice/core";
-import { Pool } from "undici";
 import { benchModelId } from "./bench-organization.js";
 import { serveControl } from "./server-control.js";
 import { keepAliveTimeoutMs, serverOptions, upstreamConnections, upstreamFromEnvironment, upstreamModel } from "./workload.js";
 
 const upstream = upstreamFromEnvironment();
-const pool = new Pool(upstream, { connections: upstreamConnections });
+const client = new UndiciUpstreamClient({
+  connections: upstreamConnections,
+  connectTimeoutMs: 10_000,
+  upstreamName: "the upstream",
+  statusError: ({ status }) => new GatewayError("upstream_error", `The upstream answered ${status}.`),
+  transportError: (error) => GatewayError.from(error),
+});
 const basePath = "/v1";
 // The same rename the gateway makes: every `"model":"<upstream name>"` (and `""`) to the model id.
 const upstreamName = /"model":(?:"fake-model"|"")/g;
@@ -26,14 +31,15 @@ const renamed = `"model":${JSON.stringify(benchModelId)}`;
 async function handle(request: GatewayRequest): Promise<GatewayReply> {
   const body = JSON.parse(Buffer.from(request.body ?? new Uint8Array()).toString("utf8")) as Record<string, unknown>;
   const upstreamBody = { ...body, model: upstreamModel, stream: true, stream_options: { include_usage: true } };
-  const answer = await pool.request({
+  const answer = await client.request({
+    origin: upstream,
     path: "/v1/chat/completions",
     method: "POST",
     headers: { "content-type": "application/json", accept: "text/event-stream" },
     body: JSON.stringify(upstreamBody),
     signal: request.signal,
   });
-  const batches = sseBodyBatches(answer.body, request.signal);
+  const batches = answer.body.batches();
   async function* events(): AsyncGenerator<string, void, undefined> {
     let last = "";
     for await (const batch of batches) {
@@ -63,5 +69,5 @@ await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 const { port } = server.address() as AddressInfo;
 serveControl({ origin: `http://127.0.0.1:${port}`, path: `${basePath}/chat/completions`, model: benchModelId, apiKey: null }, async () => {
   server.closeAllConnections();
-  await Promise.all([new Promise((resolve) => server.close(resolve)), pool.destroy()]);
+  await Promise.all([new Promise((resolve) => server.close(resolve)), client.close()]);
 });

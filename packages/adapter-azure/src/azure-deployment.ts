@@ -1,4 +1,4 @@
-import { GatewayError, headerText, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches, withOutputCap } from "@sluice/core";
+import { GatewayError, headerText, readBounded, readResponseUsage, relayedHeaders, withOutputCap } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, UndiciUpstreamClient } from "@sluice/core";
 import { fitBodyToApiVersion } from "./api-version-fields.js";
 import type { AzureEndpoint } from "./azure-endpoint.js";
@@ -77,7 +77,7 @@ export class AzureDeployment implements Deployment {
       // Every event reaches the client as Azure wrote it: the `choices: []` preamble with
       // prompt_filter_results, per-choice content_filter_results, and the delta-less annotation
       // chunks its asynchronous filter sends after the finish chunk (wire-formats §2.2).
-      batches: sseBodyBatches(response.body, call.signal),
+      batches: response.body.batches(),
     };
   }
 

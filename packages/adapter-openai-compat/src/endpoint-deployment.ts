@@ -1,4 +1,4 @@
-import { GatewayError, headerText, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches, withOutputCap } from "@sluice/core";
+import { GatewayError, headerText, readBounded, readResponseUsage, relayedHeaders, withOutputCap } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, UndiciUpstreamClient } from "@sluice/core";
 import { parseUpstreamErrorBody, readUpstreamErrorObject } from "./upstream-error.js";
 import { routePath } from "./upstream-target.js";
@@ -154,7 +154,7 @@ export class EndpointDeployment implements OpenAICompatDeployment {
     return {
       status: response.statusCode,
       headers: relayedHeaders(response.headers),
-      batches: sseBodyBatches(response.body, call.signal),
+      batches: response.body.batches(),
     };
   }
 }

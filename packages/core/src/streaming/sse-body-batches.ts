@@ -1,19 +1,18 @@
 import type { Readable } from "node:stream";
 import type { ProviderStreamBatch } from "../provider/provider.js";
+import { readablePulledBody } from "./pulled-body.js";
+import type { PulledBody } from "./pulled-body.js";
 import { StreamEventReader } from "./stream-event-reader.js";
 import type { StreamEventReaderOptions } from "./stream-event-reader.js";
 import { abortError, readFailure } from "./stream-failures.js";
 
-/** After `[DONE]`, at most this much more is read to end the exchange cleanly (a chunked terminator is 5 bytes). */
-const drainLimitBytes = 64 * 1024;
-const drainTimeoutMs = 2_000;
-
 /**
- * The event batches of an SSE response body that arrives as a Node Readable: an undici response
- * body, an HTTP/2 stream from a tunnel, any byte stream. What `readProviderStream` does for an
- * async iterable, without its layers: the body is read with `read()` when the gateway asks for
- * the next batch, so each chunk costs one wait and its events none, and a reader that stops
- * asking leaves the data in the socket (backpressure).
+ * The event batches of an SSE response body that arrives as a Node Readable: an HTTP/2 stream
+ * from a tunnel, any byte stream. What `readProviderStream` does for an async iterable, without
+ * its layers: the body is read when the gateway asks for the next batch, so each chunk costs one
+ * wait and its events none, and a reader that stops asking leaves the data in the socket
+ * (backpressure). An undici response from `UndiciUpstreamClient` has its own `batches()`, with
+ * no Readable at all.
  *
  * The body is released on every way out, so a connection is never left holding a half-read
  * response:
@@ -28,6 +27,11 @@ const drainTimeoutMs = 2_000;
  * object itself, and `return()` before the first `next()` releases the body too.
  */
 export function sseBodyBatches(body: Readable, signal: AbortSignal, options: StreamEventReaderOptions = {}): SseBatchIterator {
+  return pulledSseBatches(readablePulledBody(body, signal), signal, options);
+}
+
+/** The event batches of any `PulledBody`, as `sseBodyBatches` reads a Readable's; `body` must wake its reader when `signal` aborts. */
+export function pulledSseBatches(body: PulledBody, signal: AbortSignal, options: StreamEventReaderOptions = {}): SseBatchIterator {
   return new SseBodyBatches(body, signal, new StreamEventReader(options));
 }
 
@@ -39,14 +43,9 @@ export interface SseBatchIterator extends AsyncIterableIterator<ProviderStreamBa
 const finished: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 class SseBodyBatches implements SseBatchIterator {
-  readonly #body: Readable;
+  readonly #body: PulledBody;
   readonly #signal: AbortSignal;
   readonly #reader: StreamEventReader;
-  /** The body emitted 'end': everything it held has been read. */
-  #ended = false;
-  /** The body failed, or closed before its end; `#failure` says why. */
-  #failed = false;
-  #failure: unknown = undefined;
   #released = false;
   /** Resolves the pending `next()`'s wait for data, an end, a failure or an abort. */
   #wake: (() => void) | null = null;
@@ -56,30 +55,12 @@ class SseBodyBatches implements SseBatchIterator {
     this.#wake = null;
     wake?.();
   };
-  readonly #onEnd = (): void => {
-    this.#ended = true;
-    this.#notify();
-  };
-  readonly #onError = (error: unknown): void => {
-    this.#failed = true;
-    this.#failure = error;
-    this.#notify();
-  };
-  readonly #onClose = (): void => {
-    if (this.#ended || this.#failed) return;
-    this.#onError(new Error("The upstream body closed before it ended."));
-  };
 
-  constructor(body: Readable, signal: AbortSignal, reader: StreamEventReader) {
+  constructor(body: PulledBody, signal: AbortSignal, reader: StreamEventReader) {
     this.#body = body;
     this.#signal = signal;
     this.#reader = reader;
-    body.on("readable", this.#notify);
-    body.on("end", this.#onEnd);
-    // Stays attached after release: a destroyed body may still report an error nobody reads.
-    body.on("error", this.#onError);
-    body.on("close", this.#onClose);
-    signal.addEventListener("abort", this.#notify);
+    body.listen(this.#notify);
   }
 
   [Symbol.asyncIterator](): this {
@@ -88,6 +69,7 @@ class SseBodyBatches implements SseBatchIterator {
 
   async next(): Promise<IteratorResult<ProviderStreamBatch, undefined>> {
     const reader = this.#reader;
+    const body = this.#body;
     for (;;) {
       if (this.#released) return finished;
       if (this.#signal.aborted) {
@@ -102,11 +84,11 @@ class SseBodyBatches implements SseBatchIterator {
         this.#release();
         return finished;
       }
-      const chunk = this.#body.read() as Uint8Array | string | null;
+      const chunk = body.read();
       if (chunk !== null) {
         let batch: ProviderStreamBatch | null;
         try {
-          batch = reader.read(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+          batch = reader.read(chunk);
         } catch (error) {
           this.#release();
           throw error;
@@ -114,14 +96,14 @@ class SseBodyBatches implements SseBatchIterator {
         if (batch !== null) return { done: false, value: batch };
         continue;
       }
-      if (this.#ended) {
+      if (body.state === "ended") {
         const batch = reader.end();
         if (batch !== null) return { done: false, value: batch };
         continue;
       }
-      if (this.#failed) {
+      if (body.state === "failed") {
         this.#release();
-        throw readFailure(this.#failure);
+        throw readFailure(body.failure);
       }
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
@@ -137,51 +119,7 @@ class SseBodyBatches implements SseBatchIterator {
   #release(): void {
     if (this.#released) return;
     this.#released = true;
-    const body = this.#body;
-    body.off("readable", this.#notify);
-    body.off("end", this.#onEnd);
-    body.off("close", this.#onClose);
-    this.#signal.removeEventListener("abort", this.#notify);
+    this.#body.release(this.#reader.stats.endedBy === "done" && !this.#signal.aborted);
     this.#notify();
-    if (body.readableEnded || body.destroyed) return;
-    if (this.#reader.stats.endedBy === "done" && !this.#signal.aborted) drain(body);
-    else body.destroy();
   }
-}
-
-/** Reads what is left of a finished stream, bounded in size and time, then lets it go. */
-function drain(body: Readable): void {
-  let read = 0;
-  // Usually all that is left has arrived with `[DONE]`: take it now, and be done at 'end'.
-  for (let chunk = body.read() as Uint8Array | string | null; chunk !== null; chunk = body.read() as Uint8Array | string | null) {
-    read += chunk.length;
-    if (read > drainLimitBytes) {
-      body.destroy();
-      return;
-    }
-  }
-  // The body's end has arrived (the usual case: the terminator came with [DONE]); the read that
-  // returned null lets it emit 'end', and there is nothing to wait for. Node keeps this flag only
-  // in the stream's state; without it, the bounded drain below is the safe fallback.
-  if (body.readableEnded || (body as { _readableState?: { ended?: unknown } })._readableState?.ended === true) return;
-  const stop = (): void => {
-    clearTimeout(timer);
-    body.off("data", onData);
-  };
-  const onData = (chunk: Uint8Array | string): void => {
-    read += chunk.length;
-    if (read > drainLimitBytes) {
-      stop();
-      body.destroy();
-    }
-  };
-  const timer = setTimeout(() => {
-    stop();
-    body.destroy();
-  }, drainTimeoutMs);
-  timer.unref();
-  body.on("data", onData);
-  body.once("close", stop);
-  body.once("end", stop);
-  body.resume();
 }

@@ -1,10 +1,11 @@
+import type { IncomingHttpHeaders } from "node:http";
 import { Pool } from "undici";
-import type { Dispatcher } from "undici";
 import { GatewayError } from "../errors/gateway-error.js";
+import { UpstreamExchange } from "./upstream-exchange.js";
+import type { UpstreamBody, UpstreamResponse } from "./upstream-exchange.js";
 
-export type UpstreamResponse = Dispatcher.ResponseData;
-export type UpstreamBody = UpstreamResponse["body"];
-export type UpstreamHeaders = UpstreamResponse["headers"];
+export type { UpstreamBody, UpstreamResponse } from "./upstream-exchange.js";
+export type UpstreamHeaders = IncomingHttpHeaders;
 
 export interface UndiciUpstreamClientOptions {
   /** Connections per upstream origin. */
@@ -56,13 +57,14 @@ export class UndiciUpstreamClient {
   async request(request: UpstreamRequest): Promise<UpstreamResponse> {
     let response: UpstreamResponse;
     try {
-      response = await this.#pool(request.origin).request({
-        path: request.path,
-        method: request.method,
-        headers: request.headers,
-        body: request.body,
-        signal: request.signal,
-      });
+      const exchange = new UpstreamExchange(request.signal);
+      if (exchange.state === "open") {
+        this.#pool(request.origin).dispatch(
+          { path: request.path, method: request.method, headers: request.headers, body: request.body ?? null },
+          exchange,
+        );
+      }
+      response = await exchange.started;
     } catch (error) {
       throw this.#options.transportError(error, request.signal);
     }

@@ -1,0 +1,87 @@
+/**
+ * A diagnostic path, not one of the three the targets are judged on: the minimal proxy written on
+ * undici's dispatch API (a handler undici calls with the status, each piece of the body and the
+ * end) instead of `request()` and `pipeline()`. Sluice's upstream call is written this way
+ * (`UpstreamExchange`), so `BENCH_BASELINE=dispatch-proxy` in focus-cell measures the gateway
+ * against a floor that has the same advantage, and says how much of Sluice's standing against
+ * the minimal proxy comes from it. Forwarding, backpressure and the upstream's cancellation
+ * when the client leaves are as in minimal-proxy.ts.
+ */
+import { createServer } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Pool } from "undici";
+import type { Dispatcher } from "undici";
+import { serveControl } from "./server-control.js";
+import { keepAliveTimeoutMs, serverOptions, upstreamConnections, upstreamFromEnvironment, upstreamModel } from "./workload.js";
+
+const hopByHop = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"]);
+
+function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined && !hopByHop.has(name)) out[name] = value;
+  }
+  return out;
+}
+
+function readBody(request: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    request.on("error", reject);
+  });
+}
+
+const upstream = upstreamFromEnvironment();
+const pool = new Pool(upstream, { connections: upstreamConnections, headersTimeout: 0, bodyTimeout: 0 });
+
+const server = createServer(serverOptions, (request, response) => {
+  readBody(request)
+    .then((body) => {
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart() {},
+        onResponseStart(controller, statusCode, headers) {
+          response.writeHead(statusCode, endToEnd(headers));
+          response.on("drain", () => controller.resume());
+          response.on("close", () => {
+            if (!response.writableFinished) controller.abort(new Error("The client went away."));
+          });
+        },
+        onResponseData(controller, chunk) {
+          if (!response.write(chunk)) controller.pause();
+        },
+        onResponseEnd() {
+          response.end();
+        },
+        onResponseError() {
+          if (!response.headersSent) response.writeHead(502).end();
+          else response.destroy();
+        },
+      };
+      pool.dispatch(
+        {
+          origin: upstream,
+          path: request.url ?? "/",
+          method: request.method === "POST" ? "POST" : "GET",
+          headers: endToEnd(request.headers),
+          body: body.length === 0 ? null : body,
+        },
+        handler,
+      );
+    })
+    .catch(() => {
+      if (!response.headersSent) response.writeHead(502).end();
+      else response.destroy();
+    });
+});
+server.keepAliveTimeout = keepAliveTimeoutMs;
+await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+
+const { port } = server.address() as AddressInfo;
+serveControl({ origin: `http://127.0.0.1:${port}`, path: "/v1/chat/completions", model: upstreamModel, apiKey: null }, async () => {
+  server.closeAllConnections();
+  await Promise.all([new Promise((resolve) => server.close(resolve)), pool.destroy()]);
+});
