@@ -1,6 +1,7 @@
 /**
  * The gateway's time limits, end to end over real sockets: an upstream that never sends its first
- * byte, a stream that stalls, and a stream that runs past the request's total limit. Each ends as
+ * byte, a non-streamed answer that takes long, a stream that stalls, and a stream that runs past
+ * the request's total limit. Each ends as
  * a client can tell (a 504, or an error event with no [DONE]), aborts the upstream, and settles:
  * nothing stays reserved and what was delivered is charged.
  *
@@ -29,8 +30,8 @@ async function settled(requestId: string) {
 const contentEvents = (events: string[]) => events.filter((data) => /"content":"[^"]/.test(data));
 
 describe("the first-byte limit", () => {
-  it("answers 504 when the upstream sends nothing in time, after trying again once, and aborts both tries", async () => {
-    const reply = await postJson(host, "/chat/completions", chatBody({}, { firstByteDelayMs: 5_000 }), host.keys.carol);
+  it("answers a stream that sends nothing in time with 504, after trying again once, and aborts both tries", async () => {
+    const reply = await postJson(host, "/chat/completions", chatBody({ stream: true }, { firstByteDelayMs: 5_000 }), host.keys.carol);
     expect(reply.status).toBe(504);
     expect(expectOpenAIError(reply.text)).toMatchObject({ code: "upstream_timeout", message: `The upstream did not answer within ${limits.firstByteMs} ms.` });
     expect(host.upstream.requests).toHaveLength(2);
@@ -39,13 +40,6 @@ describe("the first-byte limit", () => {
     const { end, charge } = await settled(String(reply.headers["x-request-id"]));
     expect(end).toMatchObject({ status: 504, errorCode: "upstream_timeout" });
     expect(charge?.outputTokens ?? 0).toBe(0);
-  });
-
-  it("applies to a stream before its first event, which then gets a proper status rather than an event", async () => {
-    const reply = await postJson(host, "/chat/completions", chatBody({ stream: true }, { firstByteDelayMs: 5_000 }), host.keys.carol);
-    expect(reply.status).toBe(504);
-    expectOpenAIError(reply.text);
-    await settled(String(reply.headers["x-request-id"]));
   });
 
   it("applies to embeddings", async () => {
@@ -60,6 +54,25 @@ describe("the first-byte limit", () => {
     const reply = await postJson(host, "/chat/completions", chatBody({ stream: true }, { firstByteDelayMs: 50, chunks: 4 }), host.keys.carol);
     expect(reply.status).toBe(200);
     expect(sseData(reply.text).at(-1)).toBe("[DONE]");
+  });
+
+  it("does not cut a non-streamed answer, which arrives whole: it is waited for once, within the total limit", async () => {
+    const reply = await postJson(host, "/chat/completions", chatBody({}, { firstByteDelayMs: 3 * limits.firstByteMs }), host.keys.carol);
+    expect(reply.status).toBe(200);
+    expect(host.upstream.requests).toHaveLength(1);
+    const { charge } = await settled(String(reply.headers["x-request-id"]));
+    expect(charge?.outputTokens).toBeGreaterThan(0);
+  });
+
+  it("answers a non-streamed request that outlasts the total limit with 504 after one try, never generating it twice", async () => {
+    const reply = await postJson(host, "/chat/completions", chatBody({}, { firstByteDelayMs: 5_000 }), host.keys.carol);
+    expect(reply.status).toBe(504);
+    expect(expectOpenAIError(reply.text)).toMatchObject({ code: "upstream_timeout", message: "The request took longer than the gateway allows." });
+    expect(host.upstream.requests).toHaveLength(1);
+    await host.upstream.waitForAbort(0, 2_000);
+    expect(host.upstream.requests[0]!.outcome).toBe("client-aborted");
+    const { end } = await settled(String(reply.headers["x-request-id"]));
+    expect(end).toMatchObject({ status: 504, errorCode: "upstream_timeout" });
   });
 });
 

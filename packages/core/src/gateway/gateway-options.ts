@@ -27,7 +27,11 @@ export interface GatewayHeaders {
 }
 
 export interface GatewayTimeouts {
-  /** From sending the request until the first event (streams) or the whole body (otherwise). */
+  /**
+   * From sending the request until a stream's first event, or an embeddings answer. A non-streamed
+   * completion arrives whole, so only `totalMs` bounds it: a first-byte limit would cut long
+   * generations, and the retry after it would run them upstream a second time.
+   */
   firstByteMs: number;
   /** Longest silence between two stream events. */
   idleMs: number;

@@ -127,7 +127,8 @@ async function completeGeneration(
   const control = requestControl(generation);
   try {
     const attempt = callDeployment(generation, bodyFor, false, outputCap) as Attempt<ProviderResponse>;
-    const result = await attemptDeployments(resolved.deployments, attempt, control, context.retry).catch((error: unknown) => {
+    // The answer arrives whole, so its first byte is its last: only the total limit bounds it.
+    const result = await attemptDeployments(resolved.deployments, attempt, control, context.retry, { firstByteLimit: false }).catch((error: unknown) => {
       throw control.failure(error);
     });
     meter.usage = result.usage ?? {

@@ -34,6 +34,17 @@ describe("RequestControl", () => {
     expect(request.tryTimedOut).toBe(false);
   });
 
+  it("holds a try without a first-byte limit to the total limit alone (a whole answer)", async () => {
+    const request = control({ firstByteMs: 10, totalMs: 60 });
+    const signal = request.startTry(false);
+    await sleep(30);
+    expect(signal.aborted).toBe(false);
+    const waited = await aborted(signal);
+    expect(waited).toBeGreaterThanOrEqual(15);
+    expect(request.reason).toBe("timeout");
+    expect(request.tryTimedOut).toBe(false);
+  });
+
   it("does not time out a try that answered", async () => {
     const request = control({ firstByteMs: 15 });
     const signal = request.startTry();

@@ -66,8 +66,11 @@ export class RequestControl {
     return this.#tryTimedOut && this.#reason === null;
   }
 
-  /** A signal for a new try, whose first byte is due within the first-byte limit. */
-  startTry(): AbortSignal {
+  /**
+   * A signal for a new try, whose first byte is due within the first-byte limit; with
+   * `firstByteLimit: false`, only the total limit bounds its wait.
+   */
+  startTry(firstByteLimit = true): AbortSignal {
     const controller = new AbortController();
     this.#try = controller;
     this.#tryTimedOut = false;
@@ -75,7 +78,11 @@ export class RequestControl {
       controller.abort();
       return controller.signal;
     }
-    this.#enter(waitingForFirstByte, this.limits.firstByteMs);
+    if (firstByteLimit) this.#enter(waitingForFirstByte, this.limits.firstByteMs);
+    else {
+      this.#phase = waitingForNothing;
+      this.#arm(performance.now());
+    }
     return controller.signal;
   }
 

@@ -56,6 +56,10 @@ export function retryDelay(error: GatewayError, attempt: number, options: Gatewa
  * next deployment is tried. A failure that is not retryable, or an aborted request, ends it at
  * once; otherwise the last failure is thrown once every deployment has failed.
  *
+ * Without `firstByteLimit` (a whole answer, which arrives all at once), a try waits as long as
+ * the total limit allows: its silence cannot tell a long generation from a hung server, and a
+ * retry would run that generation again, unbilled.
+ *
  * One loop rather than a wrapper per concern: each wrapper was an async layer, a closure and (for
  * the first-byte limit) a timer and an AbortController on every request.
  */
@@ -64,11 +68,13 @@ export async function attemptDeployments<T>(
   attempt: Attempt<T>,
   control: RequestControl,
   retry: GatewayRetry,
+  options: { firstByteLimit?: boolean } = {},
 ): Promise<T> {
+  const firstByteLimit = options.firstByteLimit ?? true;
   let last: GatewayError | null = null;
   for (const deployment of deployments) {
     for (let tries = 1; ; tries++) {
-      const signal = control.startTry();
+      const signal = control.startTry(firstByteLimit);
       let error: GatewayError;
       try {
         const result = await attempt(deployment, signal);
