@@ -266,6 +266,27 @@ describe("the upstream fails before the first byte", () => {
   });
 });
 
+describe("an upstream that ignores stream: true", () => {
+  it("answers with its whole completion, which the client receives as a stream, charged once from its usage", async () => {
+    const { data: stream, response } = await host
+      .client(host.keys.carol)
+      .chat.completions.create(streaming({ ignoreStream: true, chunks: 5 }))
+      .withResponse();
+    let text = "";
+    const objects = new Set<string>();
+    for await (const chunk of stream) {
+      text += contentOf(chunk);
+      objects.add(chunk.object);
+    }
+    expect(text).toBe(fakeReplyText(5));
+    expect([...objects]).toEqual(["chat.completion.chunk"]);
+    expect(host.upstream.requests).toHaveLength(1);
+    const { end, charge } = await settledCharge(response.headers.get("x-request-id")!);
+    expect(end.outcome).toBe("completed");
+    expect(charge).toMatchObject({ outputTokens: 5 });
+  });
+});
+
 describe("an upstream that answers 200 with no event at all", () => {
   it("is an upstream error before the first byte, not an empty finished stream; nothing is charged", async () => {
     // A server that gives up at once: its event stream holds nothing but [DONE].

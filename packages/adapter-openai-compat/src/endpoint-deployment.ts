@@ -1,4 +1,4 @@
-import { GatewayError, headerText, readBounded, readResponseUsage, relayedHeaders, withOutputCap } from "@sluice/core";
+import { GatewayError, answerAsStream, headerText, readBounded, readResponseUsage, relayedHeaders, withOutputCap } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream, UndiciUpstreamClient } from "@sluice/core";
 import { parseUpstreamErrorBody, readUpstreamErrorObject } from "./upstream-error.js";
 import { routePath } from "./upstream-target.js";
@@ -142,14 +142,18 @@ export class EndpointDeployment implements OpenAICompatDeployment {
       throw new GatewayError("upstream_error", "The upstream answered a streaming request with an HTML page instead of an event stream: check the provider's endpoint.");
     }
     if (contentType.includes("application/json")) {
-      // A 200 with an error object, or a server that ignored `stream: true`: no stream to relay.
-      const said = parseUpstreamErrorBody(await readBounded(response.body, jsonBodyLimit), contentType).message;
-      throw new GatewayError(
-        "upstream_error",
-        said === null
-          ? "The upstream answered a streaming request with JSON instead of an event stream."
-          : `The upstream reported an error: ${said}`,
-      );
+      // A 200 with an error object, or a server that ignored `stream: true`: its whole answer is
+      // relayed as a stream, rather than thrown away and asked for again.
+      const { object: parsed, text } = await this.#endpoint.client.readJsonBody(response.body, call.signal);
+      const batches = answerAsStream(parsed);
+      if (batches === null) {
+        const said = parseUpstreamErrorBody(text, contentType).message;
+        throw new GatewayError(
+          "upstream_error",
+          said === null ? "The upstream answered a streaming request with JSON that is not a completion." : `The upstream reported an error: ${said}`,
+        );
+      }
+      return { status: response.statusCode, headers: relayedHeaders(response.headers), batches };
     }
     return {
       status: response.statusCode,

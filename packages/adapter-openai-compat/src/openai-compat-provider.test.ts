@@ -187,6 +187,20 @@ describe("requests", () => {
     expect(response.headers).toEqual({ "x-request-id": "req_up_1" });
   });
 
+  it("relays a whole JSON answer to a streaming request as a stream, usage and tool calls included", async () => {
+    const upstream = await upstreamFor();
+    const provider = providerFor({ endpoint: upstream.chatCompletionsUrl });
+    const stream = await provider.deployments("fake-model")[0]!.streamChatCompletion(streamCall({ fake: { ignoreStream: true, toolCalls: true } }));
+    const events = await collect(stream.batches);
+    expect(events).toHaveLength(2);
+    const chunk = JSON.parse(events[0]!.data) as { object: string; choices: Array<{ delta: { tool_calls: Array<{ index: number; function: { name: string } }> }; finish_reason: string }> };
+    expect(chunk.object).toBe("chat.completion.chunk");
+    expect(chunk.choices[0]!.finish_reason).toBe("tool_calls");
+    expect(chunk.choices[0]!.delta.tool_calls.map((call) => call.index)).toEqual([0, 1]);
+    expect(events[1]).toMatchObject({ usageOnly: true, usage: { source: "upstream" } });
+    expect(upstream.requests).toHaveLength(1);
+  });
+
   it("rejects a streaming request answered with JSON", async () => {
     const server = await startServer((_request, response) => {
       response.writeHead(200, { "content-type": "application/json" });

@@ -107,6 +107,19 @@ describe("a host-registered tunnel", () => {
     await provider.close?.();
   });
 
+  it("relays a model server's whole JSON answer to a streaming request as a stream", async () => {
+    const provider = world.tunnels.adapter.create({ record: (await world.stores.catalog.get(providerId))!, secrets: {} });
+    const deployment = provider.deployments("fake-model")[0]!;
+    const body = { model: "fake-model", messages, stream: true, stream_options: { include_usage: true }, fake: { ignoreStream: true, chunks: 3 } };
+    const stream = await deployment.streamChatCompletion({ body, signal: AbortSignal.timeout(5_000), requestId: "req_json" });
+    const events = [];
+    for await (const batch of stream.batches) events.push(...batch.events);
+    expect(upstream.requests.at(-1)?.stream).toBe(true);
+    expect(events.map((event) => (JSON.parse(event.data) as { object: string }).object)).toEqual(["chat.completion.chunk", "chat.completion.chunk"]);
+    expect(events[1]).toMatchObject({ usageOnly: true, usage: { outputTokens: 3 } });
+    await provider.close?.();
+  });
+
   it("accepts a target given as the server's /v1 base, and answers 502 when the target is unreachable", async () => {
     directory.upsert({ ...tunnel, id: "v1-base", name: "v1 base", target: `${upstream.url}/v1/` });
     await waitForStatus(world, "tun_v1-base", "running");

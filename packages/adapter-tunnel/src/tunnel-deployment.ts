@@ -1,4 +1,4 @@
-import { GatewayError, readBounded, readResponseUsage, relayedHeaders, sseBodyBatches, withOutputCap } from "@sluice/core";
+import { GatewayError, answerAsStream, readResponseUsage, relayedHeaders, sseBodyBatches, withOutputCap } from "@sluice/core";
 import type { Deployment, OpenAIRequestBody, ProviderCall, ProviderResponse, ProviderStream } from "@sluice/core";
 import { readJsonBody } from "./tunnel-body.js";
 import { headerText, parseErrorBody, readErrorObject } from "./tunnel-errors.js";
@@ -6,7 +6,6 @@ import type { TunnelLink } from "./tunnel-link.js";
 
 /** A non-streamed answer larger than this is not a chat answer. */
 const jsonBodyLimit = 64 * 1024 * 1024;
-const errorBodyLimit = 64 * 1024;
 
 /**
  * One model behind one tunnel. Bodies pass through as the gateway built them; answers pass back
@@ -84,12 +83,18 @@ export class TunnelDeployment implements Deployment {
     });
     const contentType = headerText(response.headers, "content-type");
     if (contentType.includes("application/json")) {
-      // A 200 with an error object, or a server that ignored `stream: true`: no stream to relay.
-      const said = parseErrorBody(await readBounded(response.body, errorBodyLimit), contentType).message;
-      throw new GatewayError(
-        "upstream_error",
-        said === null ? "The model server answered a streaming request with JSON instead of an event stream." : `The model server reported an error: ${said}`,
-      );
+      // A 200 with an error object, or a server that ignored `stream: true`: its whole answer is
+      // relayed as a stream, rather than thrown away and asked for again.
+      const { object: parsed, text } = await readJsonBody(response.body, call.signal, jsonBodyLimit);
+      const batches = answerAsStream(parsed);
+      if (batches === null) {
+        const said = parseErrorBody(text, contentType).message;
+        throw new GatewayError(
+          "upstream_error",
+          said === null ? "The model server answered a streaming request with JSON that is not a completion." : `The model server reported an error: ${said}`,
+        );
+      }
+      return { status: response.status, headers: relayedHeaders(response.headers), batches };
     }
     return { status: response.status, headers: relayedHeaders(response.headers), batches: sseBodyBatches(response.body, call.signal) };
   }

@@ -82,6 +82,7 @@ export { createManagementNodeHandler } from "./management/management-node-handle
 export type { ManagementHandlerOptions } from "./management/management-node-handler.js";
 export { createManagementKoaMiddleware } from "./management/management-koa-middleware.js";
 export * from "./validation/parse-arguments.js";
+export * from "./streaming/answer-as-stream.js";
 export * from "./streaming/pulled-body.js";
 export * from "./streaming/sse-body-batches.js";
 export * from "./upstream/undici-upstream-client.js";

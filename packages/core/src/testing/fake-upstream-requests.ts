@@ -48,6 +48,8 @@ export interface FakeControl {
   replay?: string;
   /** Split a replay into pieces of this many bytes instead of one piece per event. */
   replayChunkBytes?: number;
+  /** Answer a streaming request with the whole JSON completion, as a server or proxy that does not stream. */
+  ignoreStream?: boolean;
 }
 
 type ControlKind = "count" | "milliseconds" | "status" | "object" | "string" | "boolean";
@@ -69,6 +71,7 @@ const controlKinds: Readonly<Record<keyof FakeControl, ControlKind>> = {
   hangAfterChunks: "count",
   replay: "string",
   replayChunkBytes: "count",
+  ignoreStream: "boolean",
 };
 
 function fitsKind(kind: ControlKind, value: unknown): boolean {

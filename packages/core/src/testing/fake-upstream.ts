@@ -348,7 +348,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
 
   async function chatCompletions(exchange: Exchange, body: Record<string, unknown>, control: FakeControl): Promise<void> {
     if (!validateGeneration(exchange, body, "messages")) return;
-    const stream = body.stream === true;
+    const stream = body.stream === true && control.ignoreStream !== true;
     if (!(await applyControl(exchange, control, stream || control.replay !== undefined))) return;
     if (control.replay !== undefined) return replay(exchange, control, control.replay);
     const counter = ++responseCounter;
@@ -389,7 +389,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
 
   async function completions(exchange: Exchange, body: Record<string, unknown>, control: FakeControl): Promise<void> {
     if (!validateGeneration(exchange, body, "prompt")) return;
-    const stream = body.stream === true;
+    const stream = body.stream === true && control.ignoreStream !== true;
     if (!(await applyControl(exchange, control, stream || control.replay !== undefined))) return;
     if (control.replay !== undefined) return replay(exchange, control, control.replay);
     const counter = ++responseCounter;
