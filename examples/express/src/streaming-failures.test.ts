@@ -266,6 +266,38 @@ describe("the upstream fails before the first byte", () => {
   });
 });
 
+describe("an endpoint that redirects", () => {
+  it("is tried once, not retried, and the fallback endpoint serves; the redirect is not followed", async () => {
+    let redirected = 0;
+    const moved = createHttpServer((request, response) => {
+      redirected++;
+      request.resume();
+      response.writeHead(301, { location: "https://elsewhere.invalid/v1/chat/completions" }).end();
+    });
+    moved.listen(0, "127.0.0.1");
+    await once(moved, "listening");
+    const movedHost = await startTestHost({
+      gateway: { retry: { attemptsPerDeployment: 3 } },
+      organization(organization) {
+        const live = (organization.providers[0]!.settings as { endpoint: string }).endpoint;
+        const endpoint = `http://127.0.0.1:${(moved.address() as AddressInfo).port}/v1/chat/completions`;
+        organization.providers.push({ owner: "alice", name: "moved", kind: "openai-compatible", settings: { endpoint, fallbackEndpoints: [live], models: upstreamModels }, grants: [{ type: "group", groupId: "research" }] });
+        organization.prices.push({ provider: "alice:moved", model: "*", ...price });
+      },
+    });
+    try {
+      const reply = await postJson(movedHost, "/chat/completions", { ...chatBody({}), model: "alice:moved/fake-chat" }, movedHost.keys.carol);
+      expect(reply.status).toBe(200);
+      expect(redirected).toBe(1);
+      expect(movedHost.upstream.requests).toHaveLength(1);
+    } finally {
+      await movedHost.close();
+      moved.closeAllConnections();
+      await new Promise((resolve) => moved.close(resolve));
+    }
+  });
+});
+
 describe("an upstream that ignores stream: true", () => {
   it("answers with its whole completion, which the client receives as a stream, charged once from its usage", async () => {
     const { data: stream, response } = await host

@@ -112,6 +112,7 @@ export function upstreamStatusError(input: {
     if (body.message === null) {
       return new GatewayError("upstream_error", "The upstream answered HTTP 404 without an error body: check the provider's endpoint URL.", {
         cause: notFoundCause,
+        deploymentFault: true,
       });
     }
     return clientError("model_not_found", 404);

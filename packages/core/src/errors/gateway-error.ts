@@ -67,6 +67,11 @@ export interface GatewayErrorOptions {
    * credentials fails the same way on every try, so it says `false`.
    */
   retryable?: boolean;
+  /**
+   * The failure belongs to the deployment that was called (a wrong URL, a redirect): another
+   * deployment of the model may serve the request, this one would fail the same way again.
+   */
+  deploymentFault?: boolean;
   cause?: unknown;
 }
 
@@ -80,6 +85,7 @@ export class GatewayError extends Error {
   readonly headers: Readonly<Record<string, string>>;
   readonly wireCode: string | null;
   readonly details: Readonly<Record<string, unknown>> | null;
+  readonly deploymentFault: boolean;
   readonly #retryable: boolean | undefined;
 
   constructor(code: GatewayErrorCode, message: string, options: GatewayErrorOptions = {}) {
@@ -93,6 +99,7 @@ export class GatewayError extends Error {
     this.wireCode = options.wireCode === undefined ? code : options.wireCode;
     this.details = options.details ?? null;
     this.#retryable = options.retryable;
+    this.deploymentFault = options.deploymentFault ?? false;
   }
 
   static is(value: unknown): value is GatewayError {

@@ -152,6 +152,17 @@ describe("attemptDeployments: fallback across deployments", () => {
     expect(tried).toEqual(["east", "west"]);
   });
 
+  it("moves on at once from a deployment whose own fault it is (a wrong URL), without trying it again", async () => {
+    const tried: string[] = [];
+    const result = await attemptAll([deployment("moved"), deployment("west")], async (target) => {
+      tried.push(target.id);
+      if (target.id === "moved") throw new GatewayError("upstream_error", "redirect", { deploymentFault: true });
+      return "answer";
+    });
+    expect(result).toBe("answer");
+    expect(tried).toEqual(["moved", "west"]);
+  });
+
   it("does not fall back after a client error", async () => {
     const tried: string[] = [];
     const answer = attemptAll([deployment("east"), deployment("west")], async (target) => {

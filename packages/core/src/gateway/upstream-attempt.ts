@@ -52,8 +52,8 @@ export function retryDelay(error: GatewayError, attempt: number, options: Gatewa
 /**
  * Tries the deployments in turn until one answers. A try that misses its first byte within the
  * limit fails with a 504; a failed try is tried again on the same deployment while the failure is
- * retryable, up to `attemptsPerDeployment` tries and after the wait `retryDelay` names; then the
- * next deployment is tried. A failure that is not retryable, or an aborted request, ends it at
+ * retryable, up to `attemptsPerDeployment` tries and after the wait `retryDelay` names, unless
+ * it is the deployment's own fault (a wrong URL); then the next deployment is tried. A failure that is not retryable, or an aborted request, ends it at
  * once; otherwise the last failure is thrown once every deployment has failed.
  *
  * Without `firstByteLimit` (a whole answer, which arrives all at once), a try waits as long as
@@ -88,7 +88,7 @@ export async function attemptDeployments<T>(
       control.tryEnded();
       if (control.aborted || !isRetryable(error)) throw error;
       last = error;
-      if (tries >= retry.attemptsPerDeployment) break;
+      if (error.deploymentFault || tries >= retry.attemptsPerDeployment) break;
       const delay = retryDelay(error, tries, retry);
       if (delay === null) break;
       await control.sleep(delay);

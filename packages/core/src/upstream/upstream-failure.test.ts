@@ -20,6 +20,16 @@ describe("upstreamFailure", () => {
     for (const status of [500, 502, 520]) expect(failure(status)).toMatchObject({ code: "upstream_error", status: 502 });
     expect(failure(500).retryable).toBe(true);
   });
+
+  it("tries a redirect on other deployments only, and does not retry a 402 (the account is out of credit)", () => {
+    for (const status of [301, 302, 307, 308]) {
+      expect(failure(status)).toMatchObject({ code: "upstream_error", status: 502, deploymentFault: true, retryable: true });
+      expect(failure(status).message).toBe(`The upstream answered with a redirect (HTTP ${status}): check the provider's endpoint URL.`);
+    }
+    expect(failure(402)).toMatchObject({ status: 502, retryable: false });
+    expect(failure(402).message).toMatch(/refused the request for payment \(HTTP 402\): busy/);
+    expect(failure(500).deploymentFault).toBe(false);
+  });
 });
 
 describe("connectionFailure", () => {

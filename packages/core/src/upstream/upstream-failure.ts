@@ -6,7 +6,9 @@ type ResponseHeaders = Readonly<Record<string, string | string[] | undefined>>;
  * The GatewayError for an upstream's own failure, the part of every adapter's status mapping that
  * does not depend on the upstream: 429 keeps the upstream's code (`insufficient_quota` must not be
  * retried) and its retry hints; 503 is `provider_unavailable` with its retry hints; 408 and 504
- * are `upstream_timeout`; any other status is a 502 `upstream_error`. All are retryable by status.
+ * are `upstream_timeout`; any other status is a 502 `upstream_error`. All are retryable by status,
+ * but for a redirect (tried on other deployments only: the URL is wrong) and a 402 (the
+ * provider's account is out of credit: not retried).
  * `upstream` names the upstream in messages ("Azure OpenAI", "The upstream").
  */
 export function upstreamFailure(input: {
@@ -26,6 +28,19 @@ export function upstreamFailure(input: {
     return new GatewayError("provider_unavailable", `${upstream} is unavailable (HTTP 503): ${message}`, { headers: retryHints(input.headers) });
   }
   if (status === 408 || status === 504) return new GatewayError("upstream_timeout", `${upstream} timed out (HTTP ${status}): ${message}`);
+  if (status >= 300 && status < 400) {
+    // The gateway does not follow redirects: an API that moved is a provider to reconfigure, and
+    // following one would send the request (and the provider's key) somewhere nobody chose.
+    return new GatewayError("upstream_error", `${upstream} answered with a redirect (HTTP ${status}): check the provider's endpoint URL.`, {
+      deploymentFault: true,
+    });
+  }
+  if (status === 402) {
+    // Out of credit: the provider's account, which every try and every endpoint shares.
+    return new GatewayError("upstream_error", `${upstream} refused the request for payment (HTTP 402): ${message} The provider's owner should check its account.`, {
+      retryable: false,
+    });
+  }
   return new GatewayError("upstream_error", `${upstream} failed (HTTP ${status}): ${message}`);
 }
 
