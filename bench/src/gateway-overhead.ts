@@ -13,16 +13,15 @@
  * leaves out (sockets, HTTP parsing, undici) is the same in the proxy and in Sluice.
  */
 import { randomBytes } from "node:crypto";
-import { PassThrough } from "node:stream";
 import {
   applyOrganizationConfig,
   createEventBus,
   createGateway,
   createPriceBook,
   createSecretBox,
-  sseBodyBatches,
+  pulledSseBatches,
 } from "@sluice/core";
-import type { Deployment, GatewayReply, Provider, ProviderAdapter, ProviderCall } from "@sluice/core";
+import type { Deployment, GatewayReply, Provider, ProviderAdapter, ProviderCall, PulledBody } from "@sluice/core";
 import { startFakeUpstream } from "@sluice/core/testing";
 import { createMemoryStores } from "@sluice/store-memory";
 import { Pool } from "undici";
@@ -56,9 +55,32 @@ async function captureAnswers(): Promise<{ stream: Buffer; json: Buffer }> {
 
 const answers = await captureAnswers();
 
+/** The whole stream, arrived at once: the adapter's undici body as the reader sees it, without the socket. */
+class MemoryBody implements PulledBody {
+  state: "open" | "ended" | "failed" = "ended";
+  readonly failure = undefined;
+  #chunk: Uint8Array | null;
+
+  constructor(chunk: Uint8Array) {
+    this.#chunk = chunk;
+  }
+
+  read(): Uint8Array | null {
+    const chunk = this.#chunk;
+    this.#chunk = null;
+    return chunk;
+  }
+
+  listen(): void {}
+
+  release(): void {
+    this.#chunk = null;
+  }
+}
+
 /**
  * A deployment that answers from memory, doing what the real adapter does around its HTTP call:
- * serialize the body, read the answer (the stream through the same `sseBodyBatches`).
+ * serialize the body, read the answer (the stream through the same reader as its undici body).
  */
 class MemoryDeployment implements Deployment {
   readonly id = "memory/fake-model";
@@ -80,9 +102,7 @@ class MemoryDeployment implements Deployment {
 
   async streamChatCompletion(call: ProviderCall) {
     JSON.stringify(call.body);
-    const body = new PassThrough();
-    body.end(answers.stream);
-    return { status: 200, headers: {}, batches: sseBodyBatches(body, call.signal) };
+    return { status: 200, headers: {}, batches: pulledSseBatches(new MemoryBody(answers.stream), call.signal) };
   }
 
   embeddings(): never {
