@@ -57,12 +57,11 @@ export class UndiciUpstreamClient {
   async request(request: UpstreamRequest): Promise<UpstreamResponse> {
     let response: UpstreamResponse;
     try {
+      // The pool first: a closed client throws before the exchange watches the signal.
+      const pool = this.#pool(request.origin);
       const exchange = new UpstreamExchange(request.signal);
       if (exchange.state === "open") {
-        this.#pool(request.origin).dispatch(
-          { path: request.path, method: request.method, headers: request.headers, body: request.body ?? null },
-          exchange,
-        );
+        pool.dispatch({ path: request.path, method: request.method, headers: request.headers, body: request.body ?? null }, exchange);
       }
       response = await exchange.started;
     } catch (error) {

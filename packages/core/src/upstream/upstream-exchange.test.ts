@@ -232,6 +232,62 @@ describe("UndiciUpstreamClient over undici's dispatch", () => {
     expect(Date.now() - since).toBeLessThan(1_000);
   });
 
+  it("waits past an informational 1xx for the answer itself", async () => {
+    const server = await upstream((_request, response) => {
+      response.writeEarlyHints({ link: "</style.css>; rel=preload" });
+      response.writeHead(200, { "content-type": "application/json", "x-request-id": "after-103" });
+      response.end('{"ok":true}');
+    });
+    const response = await client().request(post(server.origin));
+    expect(response.statusCode).toBe(200);
+    expect(response.headers["x-request-id"]).toBe("after-103");
+    expect(await response.body.text()).toBe('{"ok":true}');
+  });
+
+  it("refuses a request once closed, leaving nothing on the signal to fail later", async () => {
+    const server = await upstream((_request, response) => response.end("{}"));
+    const http = client();
+    await http.close();
+    const controller = new AbortController();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      await expect(http.request(post(server.origin, controller.signal))).rejects.toThrow();
+      controller.abort();
+      await tick();
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+
+  it("ends a read still waiting when the body is destroyed, and the upstream sees the connection close", async () => {
+    const closed = signalled();
+    const server = await upstream((_request, response) => {
+      response.once("close", () => closed.settle());
+      response.writeHead(200, { "content-type": "application/json" });
+      response.write('{"partial":');
+    });
+    const response = await client().request(post(server.origin));
+    const reading = response.body.text();
+    await tick();
+    response.body.destroy();
+    await expect(reading).rejects.toThrow();
+    await closed.promise;
+  });
+
+  it("has one reader: a second one is refused rather than left waiting for ever", async () => {
+    const server = await upstream((_request, response) => {
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      response.end(sse(chunk("a"), "[DONE]"));
+    });
+    const response = await client().request(post(server.origin));
+    const batches = response.body.batches();
+    await expect(response.body.text()).rejects.toThrow("already being read");
+    expect((await batches.next()).done).toBe(false);
+  });
+
   it("reads a bounded prefix and cuts the rest, for error bodies and health probes", async () => {
     const finished = signalled<boolean>();
     const server = await upstream((_request, response) => {

@@ -61,6 +61,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler, PulledBody,
   #unreadBytes = 0;
   #onChange: (() => void) | null = null;
   #released = false;
+  /** A reader has taken the body (`batches()`, `text()`, iteration). */
+  #claimed = false;
   /** After a clean end: the bytes still allowed to arrive before the connection is cut. */
   #drainBudget = -1;
   #drainTimer: NodeJS.Timeout | null = null;
@@ -94,6 +96,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler, PulledBody,
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    // undici reports a 1xx (103 Early Hints, 102 Processing) here too; the answer is what follows.
+    if (statusCode < 200) return;
     const resolve = this.#resolveStart;
     this.#resolveStart = null;
     this.#rejectStart = null;
@@ -144,9 +148,19 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler, PulledBody,
   release(keepConnection: boolean): void {
     if (this.#released) return;
     this.#released = true;
+    const wake = this.#onChange;
     this.#onChange = null;
     this.#unread.length = 0;
     this.#unreadBytes = 0;
+    // A read still waiting learns that the body is gone, whatever happens to the connection.
+    try {
+      this.#letGo(keepConnection);
+    } finally {
+      wake?.();
+    }
+  }
+
+  #letGo(keepConnection: boolean): void {
     if (this.state !== "open") return;
     this.#signal.removeEventListener("abort", this.#onAbort);
     const controller = this.#controller;
@@ -170,6 +184,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler, PulledBody,
   }
 
   batches(options: StreamEventReaderOptions = {}): SseBatchIterator {
+    this.#claim();
     return pulledSseBatches(this, this.#signal, options);
   }
 
@@ -188,6 +203,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler, PulledBody,
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    this.#claim();
     const next = async (): Promise<IteratorResult<Uint8Array>> => {
       for (;;) {
         const chunk = this.read();
@@ -200,6 +216,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler, PulledBody,
           this.release(false);
           throw this.failure;
         }
+        if (this.#released) throw new Error("The upstream's response was let go before it was read to its end.");
         await new Promise<void>((resolve) => this.listen(resolve));
       }
     };
@@ -210,6 +227,12 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler, PulledBody,
         return { done: true, value: undefined };
       },
     };
+  }
+
+  /** One reader per body: a second would take the first one's wake-ups, and its read would never end. */
+  #claim(): void {
+    if (this.#claimed) throw new Error("The upstream's response body is already being read.");
+    this.#claimed = true;
   }
 
   #fail(error: unknown): void {
