@@ -8,32 +8,12 @@
  * when the client leaves are as in minimal-proxy.ts.
  */
 import { createServer } from "node:http";
-import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Pool } from "undici";
 import type { Dispatcher } from "undici";
+import { endToEnd, readBody } from "./proxy-forwarding.js";
 import { serveControl } from "./server-control.js";
 import { keepAliveTimeoutMs, serverOptions, upstreamConnections, upstreamFromEnvironment, upstreamModel } from "./workload.js";
-
-const hopByHop = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"]);
-
-function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value !== undefined && !hopByHop.has(name)) out[name] = value;
-  }
-  return out;
-}
-
-function readBody(request: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    request.on("error", reject);
-  });
-}
 
 const upstream = upstreamFromEnvironment();
 const pool = new Pool(upstream, { connections: upstreamConnections, headersTimeout: 0, bodyTimeout: 0 });

@@ -5,32 +5,12 @@
  * including closing the upstream request when the client goes away (pipeline destroys both ends).
  */
 import { createServer } from "node:http";
-import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream";
 import { Pool } from "undici";
+import { endToEnd, readBody } from "./proxy-forwarding.js";
 import { serveControl } from "./server-control.js";
 import { keepAliveTimeoutMs, serverOptions, upstreamConnections, upstreamFromEnvironment, upstreamModel } from "./workload.js";
-
-const hopByHop = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"]);
-
-function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value !== undefined && !hopByHop.has(name)) out[name] = value;
-  }
-  return out;
-}
-
-function readBody(request: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    request.on("error", reject);
-  });
-}
 
 const upstream = upstreamFromEnvironment();
 // Same connection limit as the Sluice server's adapter, so both can hold 1,000 open streams.
