@@ -104,8 +104,9 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
   };
 }
 
-// BENCH_COMPARE_ENV=NAME=value: the baseline is a second Sluice server with that variable set, for
-// an A/B of two variants of the gateway (the variant reads the variable) in one paired run.
+// BENCH_COMPARE_ENV=NAME=value: the baseline is a second Sluice server (or skeleton, with
+// BENCH_SUBJECT=skeleton) with that variable set, for an A/B of two variants (the variant reads the
+// variable) in one paired run.
 // BENCH_BASELINE_DIST=<dir>: the baseline is the Sluice server of another checkout (built, with its
 // bench built), for a before/after of a change in one paired run.
 const compareEnv = process.env.BENCH_COMPARE_ENV ? Object.fromEntries([process.env.BENCH_COMPARE_ENV.split("=", 2) as [string, string]]) : null;
@@ -124,7 +125,7 @@ const upstream = upstreamStarted.process;
 const env = { BENCH_UPSTREAM_URL: (upstreamStarted.ready as unknown as ReadyMessage).origin };
 const [proxyStarted, sluiceStarted, client] = await Promise.all([
   compareEnv !== null || baselineDist !== null
-    ? BenchProcess.start({ name: baselineName, script: "sluice-server", ...(baselineDist === null ? {} : { directory: baselineDist }), env: { ...env, ...compareEnv }, execArgv: proxyProfileFlags })
+    ? BenchProcess.start({ name: baselineName, script: subjectScript, ...(baselineDist === null ? {} : { directory: baselineDist }), env: { ...env, ...compareEnv }, execArgv: proxyProfileFlags })
     : BenchProcess.start({ name: baselineName, script: skeletonBaseline ? "skeleton-server" : dispatchBaseline ? "dispatch-proxy" : "minimal-proxy", env, execArgv: proxyProfileFlags }),
   BenchProcess.start({ name: "Sluice", script: subjectScript, env, execArgv: profileFlags }),
   BenchProcess.start({ name: "load generator", script: "load-generator" }),

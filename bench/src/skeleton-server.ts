@@ -27,8 +27,34 @@ const basePath = "/v1";
 // The same rename the gateway makes: every `"model":"<upstream name>"` (and `""`) to the model id.
 const upstreamName = /"model":(?:"fake-model"|"")/g;
 const renamed = `"model":${JSON.stringify(benchModelId)}`;
+// Experiments, with BENCH_COMPARE_ENV: SKELETON_KEEP_NAME=1 relays the events as the upstream named
+// them; SKELETON_RAW=1 also forwards the request body unparsed and the answer's bytes unread (as
+// latin1 text, with no SSE reader), leaving the edge and the upstream client alone.
+const raw = process.env.SKELETON_RAW === "1";
+const keepName = raw || process.env.SKELETON_KEEP_NAME === "1";
+
+async function handleRaw(request: GatewayRequest): Promise<GatewayReply> {
+  const answer = await client.request({
+    origin: upstream,
+    path: "/v1/chat/completions",
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream" },
+    body: Buffer.from(request.body ?? new Uint8Array()).toString("latin1"),
+    signal: request.signal,
+  });
+  async function* events(): AsyncGenerator<string, void, undefined> {
+    for await (const chunk of answer.body) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1");
+  }
+  return {
+    kind: "stream",
+    status: 200,
+    headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" },
+    events: events(),
+  };
+}
 
 async function handle(request: GatewayRequest): Promise<GatewayReply> {
+  if (raw) return handleRaw(request);
   const body = JSON.parse(Buffer.from(request.body ?? new Uint8Array()).toString("utf8")) as Record<string, unknown>;
   const upstreamBody = { ...body, model: upstreamModel, stream: true, stream_options: { include_usage: true } };
   const answer = await client.request({
@@ -43,7 +69,7 @@ async function handle(request: GatewayRequest): Promise<GatewayReply> {
   async function* events(): AsyncGenerator<string, void, undefined> {
     let last = "";
     for await (const batch of batches) {
-      const text = batch.text.replace(upstreamName, renamed);
+      const text = keepName ? batch.text : batch.text.replace(upstreamName, renamed);
       if (batch.ended) {
         last = text;
         break;
@@ -67,7 +93,7 @@ server.keepAliveTimeout = keepAliveTimeoutMs;
 await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 
 const { port } = server.address() as AddressInfo;
-serveControl({ origin: `http://127.0.0.1:${port}`, path: `${basePath}/chat/completions`, model: benchModelId, apiKey: null }, async () => {
+serveControl({ origin: `http://127.0.0.1:${port}`, path: `${basePath}/chat/completions`, model: keepName ? upstreamModel : benchModelId, apiKey: null }, async () => {
   server.closeAllConnections();
   await Promise.all([new Promise((resolve) => server.close(resolve)), client.close()]);
 });
