@@ -30,8 +30,15 @@ const renamed = `"model":${JSON.stringify(benchModelId)}`;
 // Experiments, with BENCH_COMPARE_ENV: SKELETON_KEEP_NAME=1 relays the events as the upstream named
 // them; SKELETON_RAW=1 also forwards the request body unparsed and the answer's bytes unread (as
 // latin1 text, with no SSE reader), leaving the edge and the upstream client alone.
+// SKELETON_RAW_BODY=1 forwards only the request body unparsed, the answer still read as events.
 const raw = process.env.SKELETON_RAW === "1";
-const keepName = raw || process.env.SKELETON_KEEP_NAME === "1";
+const rawBody = process.env.SKELETON_RAW_BODY === "1";
+const keepName = raw || rawBody || process.env.SKELETON_KEEP_NAME === "1";
+
+function upstreamBodyOf(request: GatewayRequest): string {
+  const body = JSON.parse(Buffer.from(request.body ?? new Uint8Array()).toString("utf8")) as Record<string, unknown>;
+  return JSON.stringify({ ...body, model: upstreamModel, stream: true, stream_options: { include_usage: true } });
+}
 
 async function handleRaw(request: GatewayRequest): Promise<GatewayReply> {
   const answer = await client.request({
@@ -55,14 +62,12 @@ async function handleRaw(request: GatewayRequest): Promise<GatewayReply> {
 
 async function handle(request: GatewayRequest): Promise<GatewayReply> {
   if (raw) return handleRaw(request);
-  const body = JSON.parse(Buffer.from(request.body ?? new Uint8Array()).toString("utf8")) as Record<string, unknown>;
-  const upstreamBody = { ...body, model: upstreamModel, stream: true, stream_options: { include_usage: true } };
   const answer = await client.request({
     origin: upstream,
     path: "/v1/chat/completions",
     method: "POST",
     headers: { "content-type": "application/json", accept: "text/event-stream" },
-    body: JSON.stringify(upstreamBody),
+    body: rawBody ? Buffer.from(request.body ?? new Uint8Array()).toString("latin1") : upstreamBodyOf(request),
     signal: request.signal,
   });
   const batches = answer.body.batches();
