@@ -8,12 +8,10 @@
  * when the client leaves are as in minimal-proxy.ts.
  */
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Pool } from "undici";
 import type { Dispatcher } from "undici";
-import { endToEnd, readBody } from "./proxy-forwarding.js";
-import { serveControl } from "./server-control.js";
-import { keepAliveTimeoutMs, serverOptions, upstreamConnections, upstreamFromEnvironment, upstreamModel } from "./workload.js";
+import { endToEnd, readBody, serveProxy } from "./proxy-forwarding.js";
+import { serverOptions, upstreamConnections, upstreamFromEnvironment } from "./workload.js";
 
 const upstream = upstreamFromEnvironment();
 const pool = new Pool(upstream, { connections: upstreamConnections, headersTimeout: 0, bodyTimeout: 0 });
@@ -57,11 +55,4 @@ const server = createServer(serverOptions, (request, response) => {
       else response.destroy();
     });
 });
-server.keepAliveTimeout = keepAliveTimeoutMs;
-await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-
-const { port } = server.address() as AddressInfo;
-serveControl({ origin: `http://127.0.0.1:${port}`, path: "/v1/chat/completions", model: upstreamModel, apiKey: null }, async () => {
-  server.closeAllConnections();
-  await Promise.all([new Promise((resolve) => server.close(resolve)), pool.destroy()]);
-});
+await serveProxy(server, pool);

@@ -5,12 +5,10 @@
  * including closing the upstream request when the client goes away (pipeline destroys both ends).
  */
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream";
 import { Pool } from "undici";
-import { endToEnd, readBody } from "./proxy-forwarding.js";
-import { serveControl } from "./server-control.js";
-import { keepAliveTimeoutMs, serverOptions, upstreamConnections, upstreamFromEnvironment, upstreamModel } from "./workload.js";
+import { endToEnd, readBody, serveProxy } from "./proxy-forwarding.js";
+import { serverOptions, upstreamConnections, upstreamFromEnvironment } from "./workload.js";
 
 const upstream = upstreamFromEnvironment();
 // Same connection limit as the Sluice server's adapter, so both can hold 1,000 open streams.
@@ -33,11 +31,4 @@ const server = createServer(serverOptions, (request, response) => {
       else response.destroy();
     });
 });
-server.keepAliveTimeout = keepAliveTimeoutMs;
-await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-
-const { port } = server.address() as AddressInfo;
-serveControl({ origin: `http://127.0.0.1:${port}`, path: "/v1/chat/completions", model: upstreamModel, apiKey: null }, async () => {
-  server.closeAllConnections();
-  await Promise.all([new Promise((resolve) => server.close(resolve)), pool.destroy()]);
-});
+await serveProxy(server, pool);
