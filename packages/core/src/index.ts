@@ -83,7 +83,8 @@ export type { ManagementHandlerOptions } from "./management/management-node-hand
 export { createManagementKoaMiddleware } from "./management/management-koa-middleware.js";
 export * from "./validation/parse-arguments.js";
 export * from "./streaming/answer-as-stream.js";
-export * from "./streaming/pulled-body.js";
+export { readablePulledBody } from "./streaming/pulled-body.js";
+export type { PulledBody } from "./streaming/pulled-body.js";
 export * from "./streaming/sse-body-batches.js";
 export * from "./upstream/undici-upstream-client.js";
 export * from "./upstream/upstream-failure.js";

@@ -53,8 +53,9 @@ export function retryDelay(error: GatewayError, attempt: number, options: Gatewa
  * Tries the deployments in turn until one answers. A try that misses its first byte within the
  * limit fails with a 504; a failed try is tried again on the same deployment while the failure is
  * retryable, up to `attemptsPerDeployment` tries and after the wait `retryDelay` names, unless
- * it is the deployment's own fault (a wrong URL); then the next deployment is tried. A failure that is not retryable, or an aborted request, ends it at
- * once; otherwise the last failure is thrown once every deployment has failed.
+ * it is the deployment's own fault (a wrong URL); then the next deployment is tried. A failure
+ * that is not retryable, or an aborted request, ends it at once; otherwise the last failure is
+ * thrown once every deployment has failed.
  *
  * Without `firstByteLimit` (a whole answer, which arrives all at once), a try waits as long as
  * the total limit allows: its silence cannot tell a long generation from a hung server, and a
