@@ -271,8 +271,10 @@ interface Relay {
  * unless the client asked for usage. The text is written as it is, in one piece.
  */
 function frameBatch(relay: Relay, batch: ProviderStreamBatch): string {
+  // Where the usage-only events are is worked out only if they are to be cut.
+  if (relay.clientWantsUsage) return relay.rewriteModel(batch.text);
   const spans = batch.usageOnlySpans;
-  return relay.rewriteModel(spans === null || relay.clientWantsUsage ? batch.text : withoutSpans(batch.text, spans));
+  return relay.rewriteModel(spans === null ? batch.text : withoutSpans(batch.text, spans));
 }
 
 /** `text` without the `[start, end)` spans (in order, in pairs). */

@@ -154,6 +154,17 @@ describe("StreamEventReader batches", () => {
     expectConsistentBatch(batch);
   });
 
+  it("takes the latest usage from earlier events when the last one reports none", () => {
+    const usage = (tokens: number) => `{"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":${tokens}}}`;
+    const events = [usage(1), usage(2), `{"choices":[{"delta":{"content":"late"}}],"usage":null}`];
+    const text = events.map((payload) => `data: ${payload}\n\n`).join("");
+    const batch = new StreamEventReader().read(encoder.encode(text))!;
+    expect(batch.usage).toEqual({ inputTokens: 4, outputTokens: 2, source: "upstream" });
+    const second = text.indexOf("data: ", 1);
+    expect(batch.usageOnlySpans).toEqual([0, second, second, text.lastIndexOf("data: ")]);
+    expectConsistentBatch(batch);
+  });
+
   it("ignores a usage that is not an object, or not the payload's own", () => {
     const text = `data: {"choices":[{"delta":{"content":"a"}}],"usage":null}\n\ndata: {"choices":[],"extra":{"usage":{"prompt_tokens":1,"completion_tokens":1}}}\n\n`;
     const batch = new StreamEventReader().read(encoder.encode(text))!;

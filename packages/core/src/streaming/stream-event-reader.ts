@@ -7,10 +7,11 @@
  * A chunk is read as a whole wherever it can be. Nearly every upstream writes each event as one
  * `data: <payload>` line and a blank line; a run of such events is recognised with one string
  * search per event and becomes the batch's text as it arrived, with no event sliced out, parsed
- * or re-framed. The whole text is then searched once for an error and once for usage, and only an
- * event that reports usage is parsed. Anything else (comments, `event:` or `id:` fields,
- * multi-line data, CR line ends, an event split across chunks) goes through the WHATWG decoder
- * and is re-framed in the same shape, so the gateway sees one format whatever the upstream sent.
+ * or re-framed. The whole text is then searched once for an error; usage is looked for in the
+ * last event first, and only an event that reports usage is parsed. Anything else (comments,
+ * `event:` or `id:` fields, multi-line data, CR line ends, an event split across chunks) goes
+ * through the WHATWG decoder and is re-framed in the same shape, so the gateway sees one format
+ * whatever the upstream sent.
  * Measured in `npm run bench` (streaming, 32 connections), reading, classifying and framing event
  * by event cost the gateway most of what it added to the minimal proxy.
  */
@@ -167,10 +168,10 @@ export class StreamEventReader {
       }
     }
     if (framed.done) stats.endedBy = "done";
-    const usage = findUsage(text);
+    const usage = latestUsage(text);
     let outputDeltaEvents = 0;
     let outputText = "";
-    if (usage.usage === null) {
+    if (usage === null) {
       for (let start = 0; start < text.length; ) {
         const end = text.indexOf("\n\n", start) + 2;
         const delta = outputDeltaText(text.slice(start, end));
@@ -181,12 +182,12 @@ export class StreamEventReader {
         start = end;
       }
     } else {
-      stats.usage = usage.usage;
+      stats.usage = usage;
     }
     stats.events += events;
     stats.outputDeltaEvents += outputDeltaEvents;
     const ended = framed.done || (atEnd && this.failure === null);
-    return new SseBatch(text, usage.usage, usage.usageOnlySpans, outputDeltaEvents, outputText, ended);
+    return new SseBatch(text, usage, outputDeltaEvents, outputText, ended);
   }
 
   /**
@@ -249,38 +250,67 @@ function eventData(text: string, start: number, end: number): string {
 }
 
 /**
- * The last usage the text's events report, and where its usage-only events are. Only events with
- * a `"usage"` object are parsed; OpenAI's `"usage":null` on every chunk costs a glance each.
+ * The last usage the text's events report, or null. Usage comes last: OpenAI's `include_usage`
+ * trailer is a stream's last event, and a server that repeats usage on every chunk (vLLM) has its
+ * latest in the last one. So the last event is looked at first, and the others only when it
+ * reports none. Only events with a `"usage"` object are read; OpenAI's `"usage":null` on every
+ * chunk costs a glance each.
  */
-function findUsage(text: string): { usage: TokenUsage | null; usageOnlySpans: number[] | null } {
+function latestUsage(text: string): TokenUsage | null {
+  // Every event ends with a blank line, and the only blank lines are those.
+  const boundary = text.lastIndexOf("\n\n", text.length - 3);
+  const lastStart = boundary === -1 ? 0 : boundary + 2;
+  if (nextUsageObject(text, lastStart) !== -1) {
+    const usage = readUsage(eventData(text, lastStart, text.length))?.usage ?? null;
+    if (usage !== null) return usage;
+  }
   let usage: TokenUsage | null = null;
-  let usageOnlySpans: number[] | null = null;
-  for (let key = nextUsageObject(text, 0); key !== -1; ) {
-    const previousEnd = text.lastIndexOf("\n\n", key);
-    const start = previousEnd === -1 ? 0 : previousEnd + 2;
-    const end = text.indexOf("\n\n", key) + 2;
-    const found = readUsage(eventData(text, start, end));
-    if (found !== null) {
-      usage = found.usage;
-      if (found.usageOnly) (usageOnlySpans ??= []).push(start, end);
-    }
+  for (let key = nextUsageObject(text, 0); key !== -1 && key < lastStart; ) {
+    const { start, end } = eventAround(text, key);
+    usage = readUsage(eventData(text, start, end))?.usage ?? usage;
     key = nextUsageObject(text, end);
   }
-  return { usage, usageOnlySpans };
+  return usage;
 }
 
-/** A batch whose events are decoded only if someone asks for them. */
+/**
+ * Where the usage-only events are in `text`, as `[start, end)` pairs, or null when there are none:
+ * what the gateway cuts out when the client did not ask for usage. Asked only then.
+ */
+function usageOnlySpansOf(text: string): number[] | null {
+  let spans: number[] | null = null;
+  for (let key = nextUsageObject(text, 0); key !== -1; ) {
+    const { start, end } = eventAround(text, key);
+    if (readUsage(eventData(text, start, end))?.usageOnly === true) (spans ??= []).push(start, end);
+    key = nextUsageObject(text, end);
+  }
+  return spans;
+}
+
+/** The `[start, end)` of the event in a batch's text that holds `index`. */
+function eventAround(text: string, index: number): { start: number; end: number } {
+  const previousEnd = text.lastIndexOf("\n\n", index);
+  return { start: previousEnd === -1 ? 0 : previousEnd + 2, end: text.indexOf("\n\n", index) + 2 };
+}
+
+/** A batch whose events, and usage-only spans, are worked out only if someone asks for them. */
 class SseBatch implements ProviderStreamBatch {
   #events: ProviderStreamEvent[] | null = null;
+  #usageOnlySpans: readonly number[] | null | undefined = undefined;
 
   constructor(
     readonly text: string,
     readonly usage: TokenUsage | null,
-    readonly usageOnlySpans: readonly number[] | null,
     readonly outputDeltaEvents: number,
     readonly outputText: string,
     readonly ended: boolean,
   ) {}
+
+  get usageOnlySpans(): readonly number[] | null {
+    // A usage-only event reports usage, so a batch with none has none.
+    if (this.#usageOnlySpans === undefined) this.#usageOnlySpans = this.usage === null ? null : usageOnlySpansOf(this.text);
+    return this.#usageOnlySpans;
+  }
 
   get events(): readonly ProviderStreamEvent[] {
     if (this.#events !== null) return this.#events;
