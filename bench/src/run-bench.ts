@@ -9,8 +9,9 @@
  *      auth, permission, budget and metering on (sluice-server.ts).
  *
  * Throughput and latency cells (non-streaming and streaming, at 1, 32 and 128 connections) run
- * the three paths back to back in a rotating order, repeated and reduced to the median, so a noisy
- * neighbour on the machine hits all three alike. Then, on fresh processes, the memory per open
+ * the three paths back to back, repeated and reduced to the median, so a noisy neighbour on the
+ * machine hits all three alike. The two paths the targets compare always run next to each other,
+ * each first as often as the other. Then, on fresh processes, the memory per open
  * stream at 1,000 concurrent streams.
  *
  * BENCH_QUICK=1: one repetition of shorter cells (about a minute). BENCH_ONLY=throughput or
@@ -33,14 +34,26 @@ const quick = process.env.BENCH_QUICK === "1";
 const profiling = process.env.BENCH_PROFILE === "1";
 const only = process.env.BENCH_ONLY ?? "";
 if (only !== "" && only !== "throughput" && only !== "memory") throw new Error("BENCH_ONLY must be 'throughput' or 'memory'");
-// Five short repetitions rather than three long ones: on a shared machine, load comes in bursts of
-// a few seconds, and more paired (proxy, Sluice) samples give a steadier median ratio.
+// Eight short repetitions rather than a few long ones: on a shared machine, load comes in bursts
+// of a few seconds, and more paired (proxy, Sluice) samples give a steadier median ratio. Eight,
+// so each of the four orders below comes up twice per cell.
 const settings = quick
   ? { repetitions: 1, warmupMs: 400, durationMs: 1_500, processWarmupMs: 500, memoryStreams: 1_000 }
-  : { repetitions: 5, warmupMs: 400, durationMs: 1_500, processWarmupMs: 1_500, memoryStreams: 1_000 };
+  : { repetitions: 8, warmupMs: 300, durationMs: 1_200, processWarmupMs: 1_500, memoryStreams: 1_000 };
 const concurrencies = [1, 32, 128] as const;
 const modes = ["non-streaming", "streaming"] as const;
 const paths = ["upstream", "proxy", "sluice"] as const;
+/**
+ * The orders a cell's paths run in, in turn. A ratio pairs the proxy with the Sluice run next to
+ * it, so those two are always adjacent, with upstream direct before or after them; each of the
+ * two goes first in half the orders, so drift in the machine's load favours neither.
+ */
+const pathOrders = [
+  ["upstream", "proxy", "sluice"],
+  ["upstream", "sluice", "proxy"],
+  ["proxy", "sluice", "upstream"],
+  ["sluice", "proxy", "upstream"],
+] as const;
 type Mode = (typeof modes)[number];
 type PathName = (typeof paths)[number];
 
@@ -214,9 +227,7 @@ async function measureThroughput(client: BenchProcess): Promise<CellRun[]> {
     const cells = modes.flatMap((mode) => concurrencies.map((concurrency) => ({ mode, concurrency })));
     for (let repetition = 0; repetition < settings.repetitions; repetition++) {
       for (const [cellIndex, cell] of cells.entries()) {
-        // Rotate which path goes first, so drift in the machine's load does not favour one path.
-        const shift = (repetition + cellIndex) % paths.length;
-        const order = [...paths.slice(shift), ...paths.slice(0, shift)];
+        const order = pathOrders[(repetition + cellIndex) % pathOrders.length]!;
         const line: string[] = [];
         for (const path of order) {
           const run = await runCell(servers, client, { ...cell, path, repetition });
