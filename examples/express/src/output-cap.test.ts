@@ -2,7 +2,8 @@
  * The worst case a request reserves is a bound only if the upstream cannot go past it. A request
  * that names no output cap is reserved at the gateway's configured cap, so the gateway sends that
  * cap upstream: the charge then stays within the reservation, and an allocation within its limit.
- * And an image, whose URL is short and whose tokens are many, is reserved an allowance of its own.
+ * And an image, whose URL is short and whose tokens are many, is reserved an allowance of its own,
+ * as is a file, which an uploaded file's id says nothing about.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bodyBytes, chatBody, chatModel, expectOpenAIError, postJson, sseData, startTestHost } from "./test-host.js";
@@ -63,6 +64,27 @@ describe("a request with images", () => {
       const refused = await postJson(small, "/chat/completions", image, small.keys.carol);
       expect(refused.status).toBe(402);
       expect(expectOpenAIError(refused.text).message).toMatch(/may cost up to/);
+      expect(small.upstream.requests).toHaveLength(0);
+      expect((await postJson(small, "/chat/completions", text, small.keys.carol)).status).toBe(200);
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe("a request with files", () => {
+  it("reserves the file allowance per file, which an uploaded file's short id does not cover", async () => {
+    // 10,000 µ$ at 1 µ$ a token: room for the text request, not for one file at a 16,384-token allowance.
+    const small = await startTestHost({ researchLimit: 10_000, gateway: { fileTokenAllowance: 16_384 } });
+    try {
+      const text = { model: chatModel, max_tokens: 4, messages: [{ role: "user", content: "Summarize the report." }] };
+      const file = {
+        ...text,
+        messages: [{ role: "user", content: [{ type: "text", text: "Summarize the report." }, { type: "file", file: { file_id: "file-6F2ksmvXxt4VdoqmHRw6kL" } }] }],
+      };
+      const refused = await postJson(small, "/chat/completions", file, small.keys.carol);
+      expect(refused.status).toBe(402);
+      expect(expectOpenAIError(refused.text).message).toMatch(/may cost up to \$0\.016/);
       expect(small.upstream.requests).toHaveLength(0);
       expect((await postJson(small, "/chat/completions", text, small.keys.carol)).status).toBe(200);
     } finally {

@@ -36,7 +36,7 @@ export interface RunningSluice {
 /** The gateway's tuning knobs a host may set: body limit, output cap, lease, timeouts, retry. */
 export type HostGatewayOptions = Pick<
   GatewayOptions,
-  "maxBodyBytes" | "defaultMaxOutputTokens" | "reservationLeaseMs" | "sweepIntervalMs" | "timeouts" | "retry"
+  "maxBodyBytes" | "defaultMaxOutputTokens" | "fileTokenAllowance" | "reservationLeaseMs" | "sweepIntervalMs" | "timeouts" | "retry"
 >;
 
 /** What a host may pass to `startSluice` beside its config (the example hosts forward it). */

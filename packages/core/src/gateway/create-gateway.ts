@@ -64,6 +64,7 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     clock,
     maxBodyBytes: limits.maxBodyBytes,
     defaultMaxOutputTokens: limits.defaultMaxOutputTokens,
+    fileTokenAllowance: limits.fileTokenAllowance,
     reservationLeaseMs: limits.reservationLeaseMs,
     leases: new LeaseRenewer(options.stores.ledger, limits.reservationLeaseMs),
     timeouts: limits.timeouts,

@@ -17,6 +17,7 @@ export interface GatewayContext {
   clock: Clock;
   maxBodyBytes: number;
   defaultMaxOutputTokens: number;
+  fileTokenAllowance: number;
   reservationLeaseMs: number;
   /** Renews the reservations of running requests. */
   leases: LeaseRenewer;

@@ -8,6 +8,7 @@ describe("gatewayLimits", () => {
     expect(gatewayLimits({})).toEqual({
       maxBodyBytes: 8 * 1024 * 1024,
       defaultMaxOutputTokens: 4_096,
+      fileTokenAllowance: 131_072,
       reservationLeaseMs: 10 * 60_000,
       sweepIntervalMs: 60_000,
       timeouts: defaultTimeouts,
@@ -38,6 +39,7 @@ describe("gatewayLimits", () => {
     [{ maxBodyBytes: Infinity }, "maxBodyBytes"],
     [{ reservationLeaseMs: 0 }, "reservationLeaseMs"],
     [{ sweepIntervalMs: -1 }, "sweepIntervalMs"],
+    [{ fileTokenAllowance: -1 }, "fileTokenAllowance"],
   ])("refuses %j, naming %s", (options, param) => {
     let thrown: unknown;
     try {

@@ -2,11 +2,13 @@ import { z } from "zod";
 import { parseInput } from "../validation/parse-input.js";
 import type { GatewayOptions, GatewayRetry, GatewayTimeouts } from "./gateway-options.js";
 import { defaultRetry, defaultTimeouts } from "./gateway-options.js";
+import { defaultFileTokenAllowance } from "./worst-case-cost.js";
 
 /** The gateway's numeric options, with their defaults applied. */
 export interface GatewayLimits {
   maxBodyBytes: number;
   defaultMaxOutputTokens: number;
+  fileTokenAllowance: number;
   reservationLeaseMs: number;
   sweepIntervalMs: number;
   timeouts: GatewayTimeouts;
@@ -24,6 +26,7 @@ const nonNegative = z.number({ error: "must be a number" }).int({ error: "must b
 const limitsSchema = z.object({
   maxBodyBytes: positive.default(8 * 1024 * 1024),
   defaultMaxOutputTokens: positive.default(4_096),
+  fileTokenAllowance: nonNegative.default(defaultFileTokenAllowance),
   reservationLeaseMs: positive.default(10 * 60_000),
   sweepIntervalMs: nonNegative.default(60_000),
   timeouts: z
@@ -51,6 +54,7 @@ export function gatewayLimits(options: Pick<GatewayOptions, keyof GatewayLimits>
     {
       maxBodyBytes: options.maxBodyBytes,
       defaultMaxOutputTokens: options.defaultMaxOutputTokens,
+      fileTokenAllowance: options.fileTokenAllowance,
       reservationLeaseMs: options.reservationLeaseMs,
       sweepIntervalMs: options.sweepIntervalMs,
       timeouts: options.timeouts,

@@ -68,6 +68,13 @@ export interface GatewayOptions {
    */
   defaultMaxOutputTokens?: number;
   /**
+   * The input tokens reserved for each file a chat request sends or names (a `file` content part),
+   * on top of the body's size: an uploaded file's id says nothing of how long it is, and a PDF is
+   * billed as its text plus an image of every page. Set it to the largest prompt your priced
+   * models accept, or 0 to bound files by their bytes alone. Default 131,072.
+   */
+  fileTokenAllowance?: number;
+  /**
    * How long a reservation lives unless renewed. A running request renews its own every half
    * lease; an instance that dies stops renewing, and its holds lapse after at most one lease.
    * Default 10 minutes.

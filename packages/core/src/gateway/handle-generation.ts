@@ -14,7 +14,7 @@ import type { ResolvedModel } from "./resolve-model.js";
 import { RequestControl } from "./request-control.js";
 import { attemptDeployments } from "./upstream-attempt.js";
 import type { Attempt } from "./upstream-attempt.js";
-import { countImageParts, worstCaseCost } from "./worst-case-cost.js";
+import { countInputParts, worstCaseCost } from "./worst-case-cost.js";
 
 export type GenerationOperation = "chat.completions" | "completions";
 
@@ -50,7 +50,8 @@ export async function handleGeneration(generation: Generation): Promise<GatewayR
     maxOutputTokens: maxOutput,
     defaultMaxOutputTokens: context.defaultMaxOutputTokens,
     choices: Math.max(body.n ?? 1, bestOf(body)),
-    imageParts: generation.operation === "chat.completions" ? countImageParts((body as ChatCompletionRequest).messages) : 0,
+    parts: generation.operation === "chat.completions" ? countInputParts((body as ChatCompletionRequest).messages) : undefined,
+    fileTokenAllowance: context.fileTokenAllowance,
   });
   const meter = await reserveBudget({
     context,

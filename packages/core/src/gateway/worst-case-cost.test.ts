@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { countImageParts, imageTokenAllowance, worstCaseCost } from "./worst-case-cost.js";
+import { countInputParts, defaultFileTokenAllowance, imageTokenAllowance, worstCaseCost } from "./worst-case-cost.js";
 
 const price = { input: 1_000_000, output: 2_000_000 };
 
@@ -10,24 +10,38 @@ describe("worstCaseCost", () => {
   });
 
   it("adds an allowance for each image, which a short URL does not bound", () => {
-    const withImages = worstCaseCost({ price, bodyBytes: 500, maxOutputTokens: 10, defaultMaxOutputTokens: 0, choices: 1, imageParts: 2 });
+    const withImages = worstCaseCost({ price, bodyBytes: 500, maxOutputTokens: 10, defaultMaxOutputTokens: 0, choices: 1, parts: { images: 2, files: 0 } });
     expect(withImages).toBe(500 + 2 * imageTokenAllowance + 10 * 2);
   });
 
+  it("adds the file allowance for each file, whose id says nothing of its length", () => {
+    const parts = { images: 1, files: 2 };
+    expect(worstCaseCost({ price, bodyBytes: 500, maxOutputTokens: 10, defaultMaxOutputTokens: 0, choices: 1, parts })).toBe(
+      500 + imageTokenAllowance + 2 * defaultFileTokenAllowance + 10 * 2,
+    );
+    expect(worstCaseCost({ price, bodyBytes: 500, maxOutputTokens: 10, defaultMaxOutputTokens: 0, choices: 1, parts, fileTokenAllowance: 1_000_000 })).toBe(
+      500 + imageTokenAllowance + 2_000_000 + 10 * 2,
+    );
+    expect(worstCaseCost({ price, bodyBytes: 500, maxOutputTokens: 10, defaultMaxOutputTokens: 0, choices: 1, parts, fileTokenAllowance: 0 })).toBe(
+      500 + imageTokenAllowance + 10 * 2,
+    );
+  });
+
   it("reserves nothing for a model without a price", () => {
-    expect(worstCaseCost({ price: null, bodyBytes: 500, maxOutputTokens: 10, defaultMaxOutputTokens: 0, choices: 1, imageParts: 3 })).toBe(0);
+    expect(worstCaseCost({ price: null, bodyBytes: 500, maxOutputTokens: 10, defaultMaxOutputTokens: 0, choices: 1, parts: { images: 3, files: 1 } })).toBe(0);
   });
 });
 
-describe("countImageParts", () => {
-  it("counts image_url and input_image parts in content arrays, and nothing in plain text", () => {
+describe("countInputParts", () => {
+  it("counts image and file parts in content arrays, and nothing in plain text", () => {
     const messages = [
       { role: "system", content: "Be brief." },
       { role: "user", content: [{ type: "text", text: "What is this?" }, { type: "image_url", image_url: { url: "https://x/a.png" } }] },
       { role: "user", content: [{ type: "input_image", image_url: "https://x/b.png" }, { type: "image_url", image_url: { url: "data:," } }] },
+      { role: "user", content: [{ type: "file", file: { file_id: "file-abc" } }, { type: "file", file: { filename: "a.pdf", file_data: "data:application/pdf;base64,JVBERi0=" } }] },
       { role: "assistant", content: null },
     ];
-    expect(countImageParts(messages)).toBe(3);
-    expect(countImageParts([{ role: "user", content: [null, 7, "text"] }])).toBe(0);
+    expect(countInputParts(messages)).toEqual({ images: 3, files: 2 });
+    expect(countInputParts([{ role: "user", content: [null, 7, "text"] }])).toEqual({ images: 0, files: 0 });
   });
 });
