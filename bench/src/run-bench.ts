@@ -14,7 +14,7 @@
  * each first as often as the other. Then, on fresh processes, the memory per open
  * stream at 1,000 concurrent streams.
  *
- * BENCH_QUICK=1: one repetition of shorter cells (about a minute). BENCH_ONLY=throughput or
+ * BENCH_QUICK=1: one repetition per cell (about a minute). BENCH_ONLY=throughput or
  * BENCH_ONLY=memory: one half of the run. BENCH_PROFILE=1: the Sluice server runs with --cpu-prof,
  * and its profiles land in bench-results/profiles/ (read one with
  * `node dist/profile-summary.js <file> [top] [function]`).

@@ -33,7 +33,7 @@ export interface RunningSluice {
   close(): Promise<void>;
 }
 
-/** The gateway's tuning knobs a host may set: body limit, output cap, lease, timeouts, retry. */
+/** The gateway's tuning knobs a host may set: body limit, output cap, file allowance, lease, timeouts, retry. */
 export type HostGatewayOptions = Pick<
   GatewayOptions,
   "maxBodyBytes" | "defaultMaxOutputTokens" | "fileTokenAllowance" | "reservationLeaseMs" | "sweepIntervalMs" | "timeouts" | "retry"

@@ -68,10 +68,11 @@ export interface GatewayOptions {
    */
   defaultMaxOutputTokens?: number;
   /**
-   * The input tokens reserved for each file a chat request sends or names (a `file` content part),
-   * on top of the body's size: an uploaded file's id says nothing of how long it is, and a PDF is
-   * billed as its text plus an image of every page. Set it to the largest prompt your priced
-   * models accept, or 0 to bound files by their bytes alone. Default 131,072.
+   * The input tokens reserved for each file a chat request sends or names (a `file` or
+   * `input_file` content part), on top of the body's size: an uploaded file's id says nothing of
+   * how long it is, and a PDF is billed as its text plus an image of every page. Set it to the
+   * largest prompt your priced models accept (some take 200k or 1M tokens), or 0 to bound files
+   * by their bytes alone. Default 131,072.
    */
   fileTokenAllowance?: number;
   /**

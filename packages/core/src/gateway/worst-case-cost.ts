@@ -34,9 +34,9 @@ export function worstCaseCost(input: {
 export const imageTokenAllowance = 4_096;
 
 /**
- * The input tokens a file part is reserved for by default: 128 Ki, the context window of most
+ * The input tokens a file part is reserved for by default: 128 Ki, the context window of many
  * current chat models, which no file's prompt can outgrow on them. A host whose models take more
- * (or who prices files otherwise) sets `fileTokenAllowance`.
+ * (some take 200k or 1M tokens) sets `fileTokenAllowance`.
  */
 export const defaultFileTokenAllowance = 131_072;
 
@@ -48,7 +48,7 @@ export interface InputParts {
   files: number;
 }
 
-const noParts: InputParts = { images: 0, files: 0 };
+const noParts: InputParts = Object.freeze({ images: 0, files: 0 });
 
 /** The image and file parts in chat messages' content arrays. */
 export function countInputParts(messages: readonly unknown[]): InputParts {

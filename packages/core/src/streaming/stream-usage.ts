@@ -3,8 +3,8 @@
  * and whether they hold generated output.
  *
  * They sit on every stream, so each first looks for a key by substring search (`mayHoldStreamError`
- * and `nextUsageObject` search a whole batch's text at once) and parses JSON only when a payload can
- * hold what it looks for. A gateway forwards the upstream's bytes; parsing every chunk would cost
+ * searches a whole batch's text at once, `nextUsageObject` from where the reader asks) and parses
+ * JSON only when a payload can hold what it looks for. A gateway forwards the upstream's bytes; parsing every chunk would cost
  * more than the rest of the gateway (STYLE.md §3).
  */
 import { GatewayError } from "../errors/gateway-error.js";
