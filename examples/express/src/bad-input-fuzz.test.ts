@@ -41,6 +41,36 @@ describe("each kind of bad input, with its status and an OpenAI-shaped body", ()
     await expectError(postJson(host, "/chat/completions", "{oops", "sk-sluice-not-a-real-key"), 401, { code: "invalid_api_key" });
   });
 
+  it("401 without reading the body: an unknown caller's oversized body, declared or sent slowly, is never read", async () => {
+    const big = JSON.stringify(chatBody({ padding: "x".repeat(maxBodyBytes) }));
+    const declared = await postJson(host, "/chat/completions", big, "sk-sluice-not-a-real-key");
+    await expectError(declared, 401, { code: "invalid_api_key" });
+    // The unread body is not left in the socket for a next request.
+    expect(declared.headers.connection).toBe("close");
+
+    // A chunked body of which only the first piece is ever sent: the answer comes without it.
+    const outgoing = httpRequest(`${host.baseUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer sk-sluice-not-a-real-key" },
+      agent: false,
+    });
+    const answered = new Promise<RawReply>((resolve, reject) => {
+      outgoing.on("error", reject);
+      outgoing.on("response", (response) => {
+        let text = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => (text += chunk));
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, text }));
+      });
+    });
+    outgoing.write(big.slice(0, 100));
+    const reply = await answered;
+    outgoing.destroy();
+    await expectError(reply, 401, { code: "invalid_api_key" });
+    expect(reply.headers.connection).toBe("close");
+    expect(upstreamGenerations()).toBe(0);
+  });
+
   it("400 for malformed JSON and for a body that is not an object", async () => {
     await expectError(postJson(host, "/chat/completions", '{"model": "x", "messages": [', host.keys.carol), 400, { code: "invalid_request", param: null });
     await expectError(postJson(host, "/chat/completions", "[1, 2]", host.keys.carol), 400, { code: "invalid_request" });

@@ -92,6 +92,30 @@ describe("createFetchHandler with Request objects", () => {
     expect(host.upstream.requests).toHaveLength(0);
   });
 
+  it("answers an unknown caller without reading its body, even one that never ends", async () => {
+    const oversized = await handle(post("/chat/completions", chatBody({ padding: "x".repeat(5_000) }), "sk-sluice-nope"));
+    expect(oversized.status).toBe(401);
+    let pulls = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulls += 1;
+        controller.enqueue(new TextEncoder().encode("{"));
+        // Never closed: an edge that read the body first would wait for ever.
+        return new Promise(() => undefined);
+      },
+    });
+    const request = new Request(`http://gateway.test${basePath}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer sk-sluice-nope" },
+      body: endless,
+      duplex: "half",
+    } as RequestInit);
+    const refused = await handle(request);
+    expect(refused.status).toBe(401);
+    expect(expectOpenAIError(await refused.text()).code).toBe("invalid_api_key");
+    expect(pulls).toBeLessThanOrEqual(1);
+  });
+
   it("takes the first of two Authorization headers, as node:http does", async () => {
     const headers = new Headers({ "content-type": "application/json" });
     headers.append("authorization", `Bearer ${host.keys.carol}`);

@@ -130,10 +130,12 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     }
 
     // Who is asking comes first: an unauthenticated caller learns nothing, not even what is
-    // wrong with its body.
+    // wrong with its body, and its body is not read at all.
     const caller = await authenticate({ request, keys: context.stores.keys, identify: context.identify, now: clock.now() });
-    const bodyBytes = request.body?.byteLength ?? 0;
-    const raw = readJson(request);
+    requireJsonContent(request);
+    const bytes = request.body ?? (request.readBody === undefined ? null : await request.readBody());
+    const bodyBytes = bytes?.byteLength ?? 0;
+    const raw = readJson(bytes);
     if (path === "/embeddings") {
       const body = parseBody(embeddingRequestSchema, raw);
       started(requestId, caller, "embeddings", body.model, false);
@@ -209,7 +211,8 @@ function decodePathSegment(segment: string): string {
   }
 }
 
-function readJson(request: GatewayRequest): unknown {
+/** Refuses, before the body is read, one that is not sent as JSON. */
+function requireJsonContent(request: GatewayRequest): void {
   const contentType = request.headers.get("content-type");
   if (contentType === undefined || !/^application\/(?:[\w.+-]+\+)?json\b/i.test(contentType.trim())) {
     throw new GatewayError(
@@ -217,13 +220,16 @@ function readJson(request: GatewayRequest): unknown {
       `Send the request body as JSON with 'Content-Type: application/json'${contentType ? ` (got '${contentType}')` : ""}.`,
     );
   }
-  if (request.body === null || request.body.byteLength === 0) {
+}
+
+function readJson(body: Uint8Array | null): unknown {
+  if (body === null || body.byteLength === 0) {
     throw new GatewayError("invalid_request", "The request body is empty; send a JSON object.");
   }
   let text: string;
   let parsed: unknown;
   try {
-    text = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength).toString("utf8");
+    text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
     // Only a body with a run of 16 digits can hold an integer past 2^53; the rest parse plainly.
     parsed = longDigitRun.test(text) ? JSON.parse(text, keepLongIntegers) : JSON.parse(text);
   } catch {

@@ -1,13 +1,23 @@
 import type { GatewayHeaders } from "./gateway-options.js";
 
-/** A request as both HTTP edges hand it to the gateway: already routed, body already read. */
+/** A request as both HTTP edges hand it to the gateway: already routed, its body read or readable. */
 export interface GatewayRequest {
   method: string;
   /** The path below the base path: `/chat/completions`, `/models`, ... */
   path: string;
   headers: GatewayHeaders;
-  /** The raw body, for POSTs; the gateway parses it (once) and uses its length for cost bounds. */
+  /**
+   * The raw body, for POSTs, when the edge has it in hand (null otherwise); the gateway parses it
+   * (once) and uses its length for cost bounds.
+   */
   body: Uint8Array | null;
+  /**
+   * Reads the body, for an edge that has not: the gateway calls it once it knows who is asking and
+   * that the route takes a JSON body, so a caller without a valid key or login never has its body
+   * read, however large. Rejects with a GatewayError (413 past the size limit). Used when `body`
+   * is null.
+   */
+  readBody?: () => Promise<Uint8Array>;
   /** Aborts when the client goes away. */
   signal: AbortSignal;
   /** The framework's request object, for the host's `identify` hook. */

@@ -23,19 +23,16 @@ export function createFetchHandler(gateway: Gateway, options: FetchHandlerOption
     if (path === null) {
       return toResponse(errorReply(new GatewayError("not_found", `Invalid URL (${request.method} ${url.pathname}).`)));
     }
-    let body: Uint8Array | null = null;
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      const read = await readBody(request, gateway.maxBodyBytes);
-      if (read instanceof GatewayError) return toResponse(errorReply(read));
-      body = read;
-    }
+    const hasBody = request.method !== "GET" && request.method !== "HEAD";
     // A consumer that cancels the response body has gone away, as surely as an aborted request.
     const cancelled = new AbortController();
     const reply = await gateway.handle({
       method: request.method,
       path,
       headers: { get: (name) => request.headers.get(name) ?? undefined },
-      body,
+      body: null,
+      // Read only once the gateway knows who is asking: a caller without a valid key never has its body read.
+      readBody: hasBody ? () => readBody(request, gateway.maxBodyBytes) : undefined,
       signal: AbortSignal.any([request.signal, cancelled.signal]),
       raw: request,
     });
@@ -109,10 +106,11 @@ async function settle(events: AsyncGenerator<string, void, undefined>): Promise<
   }
 }
 
-async function readBody(request: Request, limit: number): Promise<Uint8Array | GatewayError> {
+/** The whole body, up to `limit` bytes; past it, a 413 GatewayError is thrown and the rest is not read. */
+async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   const tooLarge = new GatewayError("request_too_large", `The request body is larger than the gateway accepts (${limit} bytes).`);
   const declared = Number(request.headers.get("content-length"));
-  if (Number.isFinite(declared) && declared > limit) return tooLarge;
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge;
   if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -123,7 +121,7 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array | G
     size += value.byteLength;
     if (size > limit) {
       await reader.cancel();
-      return tooLarge;
+      throw tooLarge;
     }
     chunks.push(value);
   }

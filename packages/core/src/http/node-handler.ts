@@ -45,28 +45,30 @@ async function serve(gateway: Gateway, request: IncomingMessage, response: Serve
     if (!response.writableFinished) controller.abort();
   });
 
-  let body: Uint8Array | null = null;
-  if (request.method !== "GET" && request.method !== "HEAD") {
-    const read = await readNodeBody(request, gateway.maxBodyBytes);
-    if (read instanceof GatewayError) {
-      // The rest of an oversized body is not read; close rather than leave it in the socket.
-      response.setHeader("connection", "close");
-      writeJson(response, errorReply(read));
-      return;
-    }
-    body = read;
-  }
-
+  const hasBody = request.method !== "GET" && request.method !== "HEAD";
   const reply = await gateway.handle({
     method: request.method ?? "GET",
     path,
     headers: nodeHeaders(request),
-    body,
+    body: null,
+    // Read only once the gateway knows who is asking: a caller without a valid key never has its body read.
+    readBody: hasBody ? () => readNodeBodyOrThrow(request, gateway.maxBodyBytes) : undefined,
     signal: controller.signal,
     raw: request,
   });
-  if (reply.kind === "json") return writeJson(response, reply);
+  if (reply.kind === "json") {
+    // A body the gateway did not read to its end (refused before it, or past the size limit)
+    // is not left in the socket for the next request: the connection closes with the answer.
+    if (hasBody && !request.complete) response.setHeader("connection", "close");
+    return writeJson(response, reply);
+  }
   await writeStream(response, reply, controller.signal);
+}
+
+async function readNodeBodyOrThrow(request: IncomingMessage, limit: number): Promise<Uint8Array> {
+  const read = await readNodeBody(request, limit);
+  if (read instanceof GatewayError) throw read;
+  return read;
 }
 
 function writeJson(response: ServerResponse, reply: Extract<GatewayReply, { kind: "json" }>): void {
