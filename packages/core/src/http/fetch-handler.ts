@@ -116,7 +116,9 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch((error: unknown) => {
+      throw new GatewayError("invalid_request", "The request body could not be read.", { cause: error });
+    });
     if (done) break;
     size += value.byteLength;
     if (size > limit) {

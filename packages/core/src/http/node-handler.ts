@@ -46,23 +46,40 @@ async function serve(gateway: Gateway, request: IncomingMessage, response: Serve
   });
 
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  let bodyRead = false;
   const reply = await gateway.handle({
     method: request.method ?? "GET",
     path,
     headers: nodeHeaders(request),
     body: null,
     // Read only once the gateway knows who is asking: a caller without a valid key never has its body read.
-    readBody: hasBody ? () => readNodeBodyOrThrow(request, gateway.maxBodyBytes) : undefined,
+    readBody: hasBody
+      ? () => {
+          bodyRead = true;
+          return readNodeBodyOrThrow(request, gateway.maxBodyBytes);
+        }
+      : undefined,
     signal: controller.signal,
     raw: request,
   });
   if (reply.kind === "json") {
-    // A body the gateway did not read to its end (refused before it, or past the size limit)
-    // is not left in the socket for the next request: the connection closes with the answer.
-    if (hasBody && !request.complete) response.setHeader("connection", "close");
+    if (hasBody && !bodyRead) leaveUnreadBody(request, response, gateway.maxBodyBytes);
+    // The rest of an oversized body is not read; close rather than leave it in the socket.
+    else if (reply.status === 413) response.setHeader("connection", "close");
     return writeJson(response, reply);
   }
   await writeStream(response, reply, controller.signal);
+}
+
+/**
+ * A body the gateway answered without reading (an unknown caller, a wrong route or content type)
+ * is left to Node, which reads and discards it once the answer is out and keeps the connection
+ * for the next request: closing at once would reset a client still sending, and lose the answer
+ * with it. One declared larger than the gateway would ever read closes the connection instead.
+ */
+function leaveUnreadBody(request: IncomingMessage, response: ServerResponse, limit: number): void {
+  const declared = Number(request.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) response.setHeader("connection", "close");
 }
 
 async function readNodeBodyOrThrow(request: IncomingMessage, limit: number): Promise<Uint8Array> {

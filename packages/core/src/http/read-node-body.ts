@@ -6,6 +6,8 @@ import type { GatewayHeaders } from "../gateway/gateway-options.js";
  * Reads a node:http request body up to `limit` bytes, for every node:http edge (the OpenAI API
  * and the management API). Past the limit it stops reading and resolves a 413 GatewayError
  * rather than buffering what it will refuse; the caller answers with `connection: close`.
+ * Rejects when the body cannot be read: a stream error, or a client that went away, which may
+ * happen before the read starts (the caller is authenticated first, and that may wait on I/O).
  */
 export function readNodeBody(request: IncomingMessage & { body?: unknown }, limit: number): Promise<Uint8Array | GatewayError> {
   const tooLarge = () =>
@@ -28,6 +30,8 @@ export function readNodeBody(request: IncomingMessage & { body?: unknown }, limi
   }
   const declared = Number(request.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) return Promise.resolve(tooLarge());
+  // Gone before the read began: its stream will fire nothing more.
+  if (request.destroyed) return Promise.reject(clientGone());
 
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -50,15 +54,26 @@ export function readNodeBody(request: IncomingMessage & { body?: unknown }, limi
       cleanup();
       reject(new GatewayError("invalid_request", "The request body could not be read.", { cause: error }));
     };
+    // A client that goes away mid-body destroys the stream without an 'error' or an 'end'.
+    const onClose = () => {
+      cleanup();
+      reject(clientGone());
+    };
     const cleanup = () => {
       request.off("data", onData);
       request.off("end", onEnd);
       request.off("error", onError);
+      request.off("close", onClose);
     };
     request.on("data", onData);
     request.on("end", onEnd);
     request.on("error", onError);
+    request.on("close", onClose);
   });
+}
+
+function clientGone(): GatewayError {
+  return new GatewayError("invalid_request", "The request body could not be read: the client went away.");
 }
 
 /** A node:http request's headers as the gateway reads them: by lower-case name, the first when repeated. */

@@ -1,0 +1,81 @@
+import { createServer, request as httpRequest } from "node:http";
+import type { IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { GatewayError } from "../errors/gateway-error.js";
+import { readNodeBody } from "./read-node-body.js";
+
+const servers: Array<ReturnType<typeof createServer>> = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+/** A server whose handler hands each request to `onRequest`, on loopback; resolves with its port. */
+async function serve(onRequest: (request: IncomingMessage) => void): Promise<number> {
+  const server = createServer((request) => onRequest(request));
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+describe("readNodeBody", () => {
+  it("reads the whole body, and refuses one past the limit, declared or not", async () => {
+    const results: Array<Uint8Array | GatewayError> = [];
+    const port = await serve((request) => {
+      void readNodeBody(request, 10).then((result) => results.push(result));
+    });
+    for (const [body, chunked] of [["0123456789", false], ["0123456789ab", false], ["0123456789ab", true]] as const) {
+      await new Promise<void>((resolve) => {
+        const outgoing = httpRequest({ port, host: "127.0.0.1", method: "POST", agent: false, headers: chunked ? {} : { "content-length": body.length } });
+        outgoing.on("error", () => resolve());
+        outgoing.on("close", () => resolve());
+        if (chunked) outgoing.write(body.slice(0, 5));
+        outgoing.end(chunked ? body.slice(5) : body);
+        setTimeout(() => outgoing.destroy(), 200);
+      });
+    }
+    expect(Buffer.from(results[0] as Uint8Array).toString()).toBe("0123456789");
+    expect((results[1] as GatewayError).code).toBe("request_too_large");
+    expect((results[2] as GatewayError).code).toBe("request_too_large");
+  });
+
+  it("rejects at once for a client that went away before the read began, rather than waiting for ever", async () => {
+    let read: Promise<Uint8Array | GatewayError> | null = null;
+    const started = new Promise<void>((resolve) => {
+      void serve((request) => {
+        // As the gateway does while it authenticates: nothing reads the body until the client is gone.
+        request.once("close", () => {
+          read = readNodeBody(request, 1_000);
+          resolve();
+        });
+      }).then((port) => {
+        const outgoing = httpRequest({ port, host: "127.0.0.1", method: "POST", agent: false, headers: { "content-length": 100 } });
+        outgoing.on("error", () => undefined);
+        outgoing.write("x".repeat(10));
+        setTimeout(() => outgoing.destroy(), 50);
+      });
+    });
+    await started;
+    await expect(read!).rejects.toMatchObject({ code: "invalid_request", message: expect.stringContaining("went away") });
+  });
+
+  it("rejects when the client goes away in the middle of the body", async () => {
+    let read: Promise<Uint8Array | GatewayError> | null = null;
+    const reading = new Promise<void>((resolve) => {
+      void serve((request) => {
+        read = readNodeBody(request, 1_000);
+        resolve();
+      }).then((port) => {
+        const outgoing = httpRequest({ port, host: "127.0.0.1", method: "POST", agent: false, headers: { "content-length": 100 } });
+        outgoing.on("error", () => undefined);
+        outgoing.write("x".repeat(10));
+        setTimeout(() => outgoing.destroy(), 50);
+      });
+    });
+    await reading;
+    await expect(read!).rejects.toBeInstanceOf(GatewayError);
+  });
+});
