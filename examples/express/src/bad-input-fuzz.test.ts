@@ -24,6 +24,25 @@ function upstreamGenerations(): number {
   return host.upstream.requests.filter((record) => record.method === "POST").length;
 }
 
+/** A chat POST whose body the caller writes itself (chunked: no Content-Length), and its reply. */
+function chunkedPost(apiKey: string): { outgoing: ReturnType<typeof httpRequest>; reply: Promise<RawReply> } {
+  const outgoing = httpRequest(`${host.baseUrl}/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}` },
+    agent: false,
+  });
+  const reply = new Promise<RawReply>((resolve, reject) => {
+    outgoing.on("error", reject);
+    outgoing.on("response", (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => (text += chunk));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, text }));
+    });
+  });
+  return { outgoing, reply };
+}
+
 async function expectError(reply: Promise<RawReply> | RawReply, status: number, fields: { code?: string | null; param?: string | null } = {}) {
   const { status: actual, headers, text } = await reply;
   expect({ status: actual, text }).toMatchObject({ status });
@@ -50,20 +69,7 @@ describe("each kind of bad input, with its status and an OpenAI-shaped body", ()
     expect(declared.headers.connection).toBe("close");
 
     // A chunked body of which only the first piece is ever sent: the answer comes without it.
-    const outgoing = httpRequest(`${host.baseUrl}/chat/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: "Bearer sk-sluice-not-a-real-key" },
-      agent: false,
-    });
-    const answered = new Promise<RawReply>((resolve, reject) => {
-      outgoing.on("error", reject);
-      outgoing.on("response", (response) => {
-        let text = "";
-        response.setEncoding("utf8");
-        response.on("data", (chunk: string) => (text += chunk));
-        response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, text }));
-      });
-    });
+    const { outgoing, reply: answered } = chunkedPost("sk-sluice-not-a-real-key");
     outgoing.write(big.slice(0, 100));
     const reply = await answered;
     outgoing.destroy();
@@ -80,23 +86,10 @@ describe("each kind of bad input, with its status and an OpenAI-shaped body", ()
   it("413 for a body over the configured limit, declared or chunked", async () => {
     const big = JSON.stringify(chatBody({ padding: "x".repeat(maxBodyBytes) }));
     await expectError(postJson(host, "/chat/completions", big, host.keys.carol), 413, { code: "request_too_large" });
-    const chunked = await new Promise<RawReply>((resolve, reject) => {
-      const outgoing = httpRequest(`${host.baseUrl}/chat/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${host.keys.carol}` },
-        agent: false,
-      });
-      outgoing.on("error", reject);
-      outgoing.on("response", (response) => {
-        let text = "";
-        response.setEncoding("utf8");
-        response.on("data", (chunk: string) => (text += chunk));
-        response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, text }));
-      });
-      // Two writes: no Content-Length, the body comes chunked and the limit is found while reading.
-      outgoing.write(big.slice(0, 100));
-      outgoing.end(big.slice(100));
-    });
+    const { outgoing, reply: chunked } = chunkedPost(host.keys.carol);
+    // Two writes: no Content-Length, the body comes chunked and the limit is found while reading.
+    outgoing.write(big.slice(0, 100));
+    outgoing.end(big.slice(100));
     await expectError(chunked, 413, { code: "request_too_large" });
     expect(upstreamGenerations()).toBe(0);
   });

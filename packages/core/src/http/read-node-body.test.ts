@@ -13,6 +13,14 @@ afterEach(async () => {
   }
 });
 
+/** Sends the first 10 bytes of a declared 100-byte body, then goes away. */
+function sendPartOfBodyAndLeave(port: number): void {
+  const outgoing = httpRequest({ port, host: "127.0.0.1", method: "POST", agent: false, headers: { "content-length": 100 } });
+  outgoing.on("error", () => undefined);
+  outgoing.write("x".repeat(10));
+  setTimeout(() => outgoing.destroy(), 50);
+}
+
 /** A server whose handler hands each request to `onRequest`, on loopback; resolves with its port. */
 async function serve(onRequest: (request: IncomingMessage) => void): Promise<number> {
   const server = createServer((request) => onRequest(request));
@@ -51,12 +59,7 @@ describe("readNodeBody", () => {
           read = readNodeBody(request, 1_000);
           resolve();
         });
-      }).then((port) => {
-        const outgoing = httpRequest({ port, host: "127.0.0.1", method: "POST", agent: false, headers: { "content-length": 100 } });
-        outgoing.on("error", () => undefined);
-        outgoing.write("x".repeat(10));
-        setTimeout(() => outgoing.destroy(), 50);
-      });
+      }).then(sendPartOfBodyAndLeave);
     });
     await started;
     await expect(read!).rejects.toMatchObject({ code: "invalid_request", message: expect.stringContaining("went away") });
@@ -68,12 +71,7 @@ describe("readNodeBody", () => {
       void serve((request) => {
         read = readNodeBody(request, 1_000);
         resolve();
-      }).then((port) => {
-        const outgoing = httpRequest({ port, host: "127.0.0.1", method: "POST", agent: false, headers: { "content-length": 100 } });
-        outgoing.on("error", () => undefined);
-        outgoing.write("x".repeat(10));
-        setTimeout(() => outgoing.destroy(), 50);
-      });
+      }).then(sendPartOfBodyAndLeave);
     });
     await reading;
     await expect(read!).rejects.toBeInstanceOf(GatewayError);
