@@ -4,6 +4,7 @@
  * connect snippets point at the gateway, its errors name the field, and each change emits one event.
  */
 import type { Server } from "node:http";
+import { connect } from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createManualClock } from "@sluice/core";
@@ -475,6 +476,25 @@ describe("validation and the HTTP edge", () => {
     const keyAgain = await api("carol", "POST", "/keys", { name: keyName, allocationId: "alc_research" });
     expect(keyAgain.status).toBe(409);
     expect(keyAgain.body.error).toMatchObject({ code: "conflict", param: "name" });
+  });
+
+  it("answers a caller without a session before reading its body, and closes on one declared too large to read", async () => {
+    const url = new URL(origin);
+    const socket = connect(Number(url.port), url.hostname);
+    let received = "";
+    const answered = new Promise<void>((resolve, reject) => {
+      socket.on("error", reject);
+      socket.on("data", (chunk: Buffer) => {
+        received += chunk.toString("utf8");
+        if (received.includes("\r\n\r\n")) resolve();
+      });
+    });
+    // 64 MiB declared, a few bytes sent: the answer must not wait for the rest.
+    socket.write(`POST ${managementPath}/providers HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: ${64 * 1024 * 1024}\r\n\r\n{"kind":`);
+    await answered;
+    socket.destroy();
+    expect(received).toMatch(/^HTTP\/1\.1 401 /);
+    expect(received).toMatch(/\r\nconnection: close\r\n/i);
   });
 
   it("refuses what is not JSON (415), too large (413), the wrong method (405) or nowhere (404)", async () => {

@@ -5,7 +5,7 @@ import type { Gateway } from "../gateway/create-gateway.js";
 import { doneEvent } from "../gateway/gateway-request.js";
 import type { GatewayReply, StreamReply } from "../gateway/gateway-request.js";
 import { nodeRequestTarget, normalizeBasePath } from "./base-path.js";
-import { nodeHeaders, readNodeBody } from "./read-node-body.js";
+import { nodeHeaders, readNodeBody, unreadBodyClosesConnection } from "./read-node-body.js";
 
 export interface NodeHandlerOptions {
   /**
@@ -63,23 +63,13 @@ async function serve(gateway: Gateway, request: IncomingMessage, response: Serve
     raw: request,
   });
   if (reply.kind === "json") {
-    if (hasBody && !bodyRead) leaveUnreadBody(request, response, gateway.maxBodyBytes);
     // The rest of an oversized body is not read; close rather than leave it in the socket.
-    else if (reply.status === 413) response.setHeader("connection", "close");
+    if (reply.status === 413 || (hasBody && !bodyRead && unreadBodyClosesConnection(request, gateway.maxBodyBytes))) {
+      response.setHeader("connection", "close");
+    }
     return writeJson(response, reply);
   }
   await writeStream(response, reply, controller.signal);
-}
-
-/**
- * A body the gateway answered without reading (an unknown caller, a wrong route or content type)
- * is left to Node, which reads and discards it once the answer is out and keeps the connection
- * for the next request: closing at once would reset a client still sending, and lose the answer
- * with it. One declared larger than the gateway would ever read closes the connection instead.
- */
-function leaveUnreadBody(request: IncomingMessage, response: ServerResponse, limit: number): void {
-  const declared = Number(request.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limit) response.setHeader("connection", "close");
 }
 
 async function readNodeBodyOrThrow(request: IncomingMessage, limit: number): Promise<Uint8Array> {

@@ -76,6 +76,17 @@ function clientGone(): GatewayError {
   return new GatewayError("invalid_request", "The request body could not be read: the client went away.");
 }
 
+/**
+ * Whether an edge that answered without reading the body should close the connection: Node reads
+ * and discards an unread body once the answer is out and keeps the connection for the next
+ * request (closing at once would reset a client still sending, and lose the answer with it), but
+ * a body declared larger than the edge would ever read is not worth reading to its end.
+ */
+export function unreadBodyClosesConnection(request: IncomingMessage, limit: number): boolean {
+  const declared = Number(request.headers["content-length"]);
+  return Number.isFinite(declared) && declared > limit;
+}
+
 /** A node:http request's headers as the gateway reads them: by lower-case name, the first when repeated. */
 export function nodeHeaders(request: IncomingMessage): GatewayHeaders {
   return {

@@ -5,7 +5,7 @@ import type { Gateway } from "../gateway/create-gateway.js";
 import type { JsonReply } from "../gateway/gateway-request.js";
 import type { NodeHandler } from "../http/node-handler.js";
 import { nodeRequestTarget, normalizeBasePath } from "../http/base-path.js";
-import { nodeHeaders, readNodeBody } from "../http/read-node-body.js";
+import { nodeHeaders, readNodeBody, unreadBodyClosesConnection } from "../http/read-node-body.js";
 import { handleManagementRequest } from "./management-routes.js";
 
 export interface ManagementHandlerOptions {
@@ -50,12 +50,14 @@ async function serve(
   response: ServerResponse,
   target: { path: string; query: URLSearchParams; maxBodyBytes: number },
 ): Promise<void> {
+  let bodyRead = false;
   const reply = await handleManagementRequest(gateway.management, {
     method: request.method ?? "GET",
     path: target.path,
     query: target.query,
     headers: nodeHeaders(request),
     async readBody() {
+      bodyRead = true;
       const read = await readNodeBody(request, target.maxBodyBytes);
       if (read instanceof GatewayError) throw read;
       return read;
@@ -64,7 +66,7 @@ async function serve(
     origin: requestOrigin(request),
   });
   // The rest of an oversized body was not read: close rather than leave it in the socket.
-  if (reply.status === 413) reply.headers.connection = "close";
+  if (reply.status === 413 || (!bodyRead && unreadBodyClosesConnection(request, target.maxBodyBytes))) reply.headers.connection = "close";
   writeJson(response, reply);
 }
 
