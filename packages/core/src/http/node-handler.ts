@@ -5,7 +5,7 @@ import type { Gateway } from "../gateway/create-gateway.js";
 import { doneEvent } from "../gateway/gateway-request.js";
 import type { GatewayReply, StreamReply } from "../gateway/gateway-request.js";
 import { nodeRequestTarget, normalizeBasePath } from "./base-path.js";
-import { nodeHeaders, readNodeBody, unreadBodyClosesConnection } from "./read-node-body.js";
+import { nodeHeaders, readNodeBodyOrThrow, unreadBodyClosesConnection } from "./read-node-body.js";
 
 export interface NodeHandlerOptions {
   /**
@@ -70,12 +70,6 @@ async function serve(gateway: Gateway, request: IncomingMessage, response: Serve
     return writeJson(response, reply);
   }
   await writeStream(response, reply, controller.signal);
-}
-
-async function readNodeBodyOrThrow(request: IncomingMessage, limit: number): Promise<Uint8Array> {
-  const read = await readNodeBody(request, limit);
-  if (read instanceof GatewayError) throw read;
-  return read;
 }
 
 function writeJson(response: ServerResponse, reply: Extract<GatewayReply, { kind: "json" }>): void {

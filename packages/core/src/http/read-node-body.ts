@@ -76,6 +76,13 @@ function clientGone(): GatewayError {
   return new GatewayError("invalid_request", "The request body could not be read: the client went away.");
 }
 
+/** `readNodeBody` for a caller that takes a refusal as a throw (the gateway's and the management API's `readBody`). */
+export async function readNodeBodyOrThrow(request: IncomingMessage, limit: number): Promise<Uint8Array> {
+  const read = await readNodeBody(request, limit);
+  if (read instanceof GatewayError) throw read;
+  return read;
+}
+
 /**
  * Whether an edge that answered without reading the body should close the connection: Node reads
  * and discards an unread body once the answer is out and keeps the connection for the next

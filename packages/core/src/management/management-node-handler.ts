@@ -5,7 +5,7 @@ import type { Gateway } from "../gateway/create-gateway.js";
 import type { JsonReply } from "../gateway/gateway-request.js";
 import type { NodeHandler } from "../http/node-handler.js";
 import { nodeRequestTarget, normalizeBasePath } from "../http/base-path.js";
-import { nodeHeaders, readNodeBody, unreadBodyClosesConnection } from "../http/read-node-body.js";
+import { nodeHeaders, readNodeBodyOrThrow, unreadBodyClosesConnection } from "../http/read-node-body.js";
 import { handleManagementRequest } from "./management-routes.js";
 
 export interface ManagementHandlerOptions {
@@ -56,11 +56,9 @@ async function serve(
     path: target.path,
     query: target.query,
     headers: nodeHeaders(request),
-    async readBody() {
+    readBody() {
       bodyRead = true;
-      const read = await readNodeBody(request, target.maxBodyBytes);
-      if (read instanceof GatewayError) throw read;
-      return read;
+      return readNodeBodyOrThrow(request, target.maxBodyBytes);
     },
     raw: request,
     origin: requestOrigin(request),
