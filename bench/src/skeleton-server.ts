@@ -35,8 +35,14 @@ const raw = process.env.SKELETON_RAW === "1";
 const rawBody = process.env.SKELETON_RAW_BODY === "1";
 const keepName = raw || rawBody || process.env.SKELETON_KEEP_NAME === "1";
 
-function upstreamBodyOf(request: GatewayRequest): string {
-  const body = JSON.parse(Buffer.from(request.body ?? new Uint8Array()).toString("utf8")) as Record<string, unknown>;
+/** The request's body: the node:http edge leaves it to be read, as the gateway does once it knows the caller. */
+async function bodyOf(request: GatewayRequest): Promise<Buffer> {
+  const bytes = request.body ?? (await request.readBody?.()) ?? new Uint8Array();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function upstreamBodyOf(bytes: Buffer): string {
+  const body = JSON.parse(bytes.toString("utf8")) as Record<string, unknown>;
   return JSON.stringify({ ...body, model: upstreamModel, stream: true, stream_options: { include_usage: true } });
 }
 
@@ -46,7 +52,7 @@ async function handleRaw(request: GatewayRequest): Promise<GatewayReply> {
     path: "/v1/chat/completions",
     method: "POST",
     headers: { "content-type": "application/json", accept: "text/event-stream" },
-    body: Buffer.from(request.body ?? new Uint8Array()).toString("latin1"),
+    body: (await bodyOf(request)).toString("latin1"),
     signal: request.signal,
   });
   async function* events(): AsyncGenerator<string, void, undefined> {
@@ -62,12 +68,13 @@ async function handleRaw(request: GatewayRequest): Promise<GatewayReply> {
 
 async function handle(request: GatewayRequest): Promise<GatewayReply> {
   if (raw) return handleRaw(request);
+  const bytes = await bodyOf(request);
   const answer = await client.request({
     origin: upstream,
     path: "/v1/chat/completions",
     method: "POST",
     headers: { "content-type": "application/json", accept: "text/event-stream" },
-    body: rawBody ? Buffer.from(request.body ?? new Uint8Array()).toString("latin1") : upstreamBodyOf(request),
+    body: rawBody ? bytes.toString("latin1") : upstreamBodyOf(bytes),
     signal: request.signal,
   });
   const batches = answer.body.batches();

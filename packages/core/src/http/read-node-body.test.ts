@@ -1,4 +1,4 @@
-import { createServer, request as httpRequest } from "node:http";
+import { Agent, createServer, request as httpRequest } from "node:http";
 import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
@@ -48,6 +48,52 @@ describe("readNodeBody", () => {
     expect(Buffer.from(results[0] as Uint8Array).toString()).toBe("0123456789");
     expect((results[1] as GatewayError).code).toBe("request_too_large");
     expect((results[2] as GatewayError).code).toBe("request_too_large");
+  });
+
+  it("takes a body that arrived whole before the read began, in one piece or several, and keeps the connection", async () => {
+    const results: Array<Uint8Array | GatewayError> = [];
+    const server = createServer((request, response) => {
+      // As the gateway does while it authenticates: the body is read only later, here once Node
+      // has parsed all of it.
+      const whenComplete = () => {
+        if (!request.complete) return void setImmediate(whenComplete);
+        void readNodeBody(request, 10).then((result) => {
+          results.push(result);
+          response.end(result instanceof GatewayError ? "refused" : "read");
+        });
+      };
+      whenComplete();
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    const post = (pieces: string[], headers: Record<string, string | number>) =>
+      new Promise<string>((resolve, reject) => {
+        const outgoing = httpRequest({ port, host: "127.0.0.1", method: "POST", agent, headers }, (answer) => {
+          sockets.add(answer.socket);
+          let text = "";
+          answer.on("data", (chunk: Buffer) => (text += chunk.toString()));
+          answer.on("end", () => resolve(text));
+        });
+        outgoing.on("error", reject);
+        for (const piece of pieces.slice(0, -1)) outgoing.write(piece);
+        outgoing.end(pieces.at(-1));
+      });
+    try {
+      expect(await post(["0123456789"], { "content-length": 10 })).toBe("read");
+      expect(await post(["01234", "56789"], {})).toBe("read");
+      expect(await post(["012345", "6789ab"], {})).toBe("refused");
+      expect(await post([""], { "content-length": 0 })).toBe("read");
+    } finally {
+      agent.destroy();
+    }
+    expect(results.slice(0, 2).map((result) => Buffer.from(result as Uint8Array).toString())).toEqual(["0123456789", "0123456789"]);
+    expect((results[2] as GatewayError).code).toBe("request_too_large");
+    expect((results[3] as Uint8Array).byteLength).toBe(0);
+    // Each body was consumed, so Node kept the one connection for every request.
+    expect(sockets.size).toBe(1);
   });
 
   it("rejects at once for a client that went away before the read began, rather than waiting for ever", async () => {
