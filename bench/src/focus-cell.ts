@@ -17,12 +17,14 @@
  *   BENCH_ALLOCATIONS=1 ...         # heap bytes allocated per request by each server, and where
  *   BENCH_ALLOCATION_FRAMES=3 ...   # with BENCH_ALLOCATIONS, each site with its two nearest callers
  *
- * Besides CPU, each line shows the server's minor page faults and context switches per request.
+ * Besides CPU, each line shows the server's minor page faults and context switches per request, and
+ * the share of the machine's CPU time its hypervisor gave to other guests meanwhile (Linux).
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { BenchProcess } from "./bench-process.js";
 import type { AllocationSample, CellResult, CpuSample, MemorySample, ReadyMessage, Target } from "./protocol.js";
+import { readCpuTimes, stolenShare } from "./cpu-steal.js";
 import { median } from "./statistics.js";
 import { chatRequestBody } from "./workload.js";
 
@@ -66,12 +68,14 @@ function cpu(path: Path): Promise<CpuSample> {
 const sampleAllocations = process.env.BENCH_ALLOCATIONS === "1";
 
 async function run(client: BenchProcess, path: Path, warmupMs: number, measuredMs: number) {
-  const window: { start: Promise<CpuSample> | null; upstream: Promise<CpuSample> | null; allocations: Promise<unknown> | null } = {
+  const window: { start: Promise<CpuSample> | null; upstream: Promise<CpuSample> | null; allocations: Promise<unknown> | null; machine: ReturnType<typeof readCpuTimes> } = {
+    machine: null,
     start: null,
     upstream: null,
     allocations: null,
   };
   client.on("measure-start", () => {
+    window.machine = readCpuTimes();
     window.start = cpu(path);
     window.upstream = upstream.request<CpuSample>({ type: "cpu" });
     if (sampleAllocations) window.allocations = path.process.request({ type: "allocations", action: "start" });
@@ -82,6 +86,7 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
       warmupMs + measuredMs + 30_000,
     )
     .finally(() => client.off("measure-start"));
+  const stolen = stolenShare(window.machine, readCpuTimes());
   const [end, upstreamEnd] = await Promise.all([cpu(path), upstream.request<CpuSample>({ type: "cpu" })]);
   let allocated: AllocationSample | null = null;
   if (window.allocations !== null) {
@@ -99,6 +104,7 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
     switchesPerRequest: (end.contextSwitches - begin.contextSwitches) / requests,
     upstreamPerRequest: (upstreamEnd.cpuMicros - upstreamBegin.cpuMicros) / requests,
     clientPerRequest: result.clientCpuPerRequest,
+    stolen,
     errors: result.errors,
     allocated: allocated === null ? null : { bytesPerRequest: allocated.bytes / requests, sites: allocated.sites.map((entry) => ({ site: entry.site, bytesPerRequest: entry.bytes / requests })) },
   };
@@ -153,7 +159,7 @@ try {
       const result = await run(client.process, path, 300, durationMs);
       results.set(path.name, result);
       samples.get(path.name)!.push(result);
-      line.push(`${path.name} ${Math.round(result.requestsPerSecond)}/s ${Math.round(result.cpuPerRequest)} µs (${Math.round(result.systemPerRequest)} sys, ${result.faultsPerRequest.toFixed(2)} faults, ${result.switchesPerRequest.toFixed(2)} switches)${result.errors > 0 ? ` (${result.errors} errors)` : ""}`);
+      line.push(`${path.name} ${Math.round(result.requestsPerSecond)}/s ${Math.round(result.cpuPerRequest)} µs (${Math.round(result.systemPerRequest)} sys, ${result.faultsPerRequest.toFixed(2)} faults, ${result.switchesPerRequest.toFixed(2)} switches${result.stolen === null ? "" : `, ${(result.stolen * 100).toFixed(0)}% stolen`})${result.errors > 0 ? ` (${result.errors} errors)` : ""}`);
     }
     ratios.push(results.get("Sluice")!.requestsPerSecond / results.get(baselineName)!.requestsPerSecond);
     process.stdout.write(`[${repetition + 1}/${repetitions}] ${line.join("   ")}\n`);

@@ -24,6 +24,8 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { request } from "undici";
 import { BenchProcess } from "./bench-process.js";
+import { readCpuTimes, stolenShare } from "./cpu-steal.js";
+import type { CpuTimes } from "./cpu-steal.js";
 import type { CellResult, CpuSample, MemorySample, OpenStreamsResult, ReadyMessage, Target } from "./protocol.js";
 import { bytes, fixed, integer, markdownTable, ms, percent, signed, textTable } from "./report.js";
 import type { Table } from "./report.js";
@@ -80,6 +82,8 @@ interface CellRun {
   serverCpuPerRequest: number;
   /** CPU of the upstream process per request, µs. */
   upstreamCpuPerRequest: number;
+  /** The machine's CPU time its hypervisor gave to other guests in the measured window, 0 to 1; null off Linux. */
+  stolen: number | null;
 }
 
 interface MemoryRun {
@@ -174,8 +178,9 @@ async function cpuOf(server: Server): Promise<number> {
 async function runCell(servers: Servers, client: BenchProcess, cell: { mode: Mode; concurrency: number; path: PathName; repetition: number }): Promise<CellRun> {
   const server = servers[cell.path];
   const stream = cell.mode === "streaming";
-  const window: { start: Promise<[number, number]> | null } = { start: null };
+  const window: { start: Promise<[number, number]> | null; machine: CpuTimes | null } = { start: null, machine: null };
   client.on("measure-start", () => {
+    window.machine = readCpuTimes();
     window.start = Promise.all([cpuOf(server), cpuOf(servers.upstream)]);
   });
   const result = await client
@@ -192,6 +197,7 @@ async function runCell(servers: Servers, client: BenchProcess, cell: { mode: Mod
       settings.warmupMs + settings.durationMs + 30_000,
     )
     .finally(() => client.off("measure-start"));
+  const stolen = stolenShare(window.machine, readCpuTimes());
   const [serverEnd, upstreamEnd] = await Promise.all([cpuOf(server), cpuOf(servers.upstream)]);
   const [serverStart, upstreamStart] = window.start === null ? [serverEnd, upstreamEnd] : await window.start;
   const perRequest = (micros: number) => (result.requests > 0 ? micros / result.requests : Number.NaN);
@@ -200,6 +206,7 @@ async function runCell(servers: Servers, client: BenchProcess, cell: { mode: Mod
     result,
     serverCpuPerRequest: perRequest(serverEnd - serverStart),
     upstreamCpuPerRequest: perRequest(upstreamEnd - upstreamStart),
+    stolen,
   };
 }
 
@@ -232,7 +239,8 @@ async function measureThroughput(client: BenchProcess): Promise<CellRun[]> {
         for (const path of order) {
           const run = await runCell(servers, client, { ...cell, path, repetition });
           runs.push(run);
-          line.push(`${pathLabels[path]} ${integer(run.result.requestsPerSecond)}/s${run.result.errors > 0 ? ` (${run.result.errors} errors)` : ""}`);
+          const stolen = run.stolen !== null && run.stolen >= 0.02 ? ` (${percent(run.stolen)} stolen)` : "";
+          line.push(`${pathLabels[path]} ${integer(run.result.requestsPerSecond)}/s${stolen}${run.result.errors > 0 ? ` (${run.result.errors} errors)` : ""}`);
         }
         log(`  [${repetition + 1}/${settings.repetitions}] ${cell.mode.padEnd(13)} c=${String(cell.concurrency).padEnd(3)}  ${line.join("  ")}`);
       }
@@ -554,12 +562,16 @@ function tables(aggregates: readonly Aggregate[], memory: readonly MemoryRun[], 
   return [...measured, ...(memory.length > 0 ? [memoryTable] : []), ratioTable];
 }
 
-function noiseNote(aggregates: readonly Aggregate[]): string {
+function noiseNote(aggregates: readonly Aggregate[], runs: readonly CellRun[]): string {
   if (aggregates.length === 0) return "";
-  if (settings.repetitions < 2) return "Noise: one repetition per cell (BENCH_QUICK), so no spread to report.";
+  const stolen = runs.flatMap((run) => (run.stolen === null ? [] : [run.stolen]));
+  // Time the host gave other guests: high figures mean the neighbours, not the paths, moved the numbers.
+  const stolenNote =
+    stolen.length === 0 ? "" : ` CPU time stolen by the hypervisor in a measured window: ${percent(median(stolen))} at the median, ${percent(Math.max(...stolen))} at most.`;
+  if (settings.repetitions < 2) return `Noise: one repetition per cell (BENCH_QUICK), so no spread to report.${stolenNote}`;
   const spreads = aggregates.map((entry) => entry.throughputSpread).sort((a, b) => a - b);
   const worst = aggregates.reduce((a, b) => (b.throughputSpread > a.throughputSpread ? b : a));
-  return `Noise: req/s spread across repetitions (max - min over median) is ${percent(median(spreads))} at the median cell, ${percent(worst.throughputSpread)} at worst (${worst.mode}, ${worst.concurrency} conn, ${pathLabels[worst.path]}).`;
+  return `Noise: req/s spread across repetitions (max - min over median) is ${percent(median(spreads))} at the median cell, ${percent(worst.throughputSpread)} at worst (${worst.mode}, ${worst.concurrency} conn, ${pathLabels[worst.path]}).${stolenNote}`;
 }
 
 async function main(): Promise<void> {
@@ -593,7 +605,7 @@ async function main(): Promise<void> {
   const aggregates = aggregate(runs);
   const summary = summarizeRuns(runs, memory);
   const allTables = tables(aggregates, memory, summary);
-  const noise = noiseNote(aggregates);
+  const noise = noiseNote(aggregates, runs);
   const durationSeconds = Math.round((Date.now() - startedAt) / 1000);
   log("");
   for (const table of allTables) log(`${textTable(table)}\n`);
