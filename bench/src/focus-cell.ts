@@ -16,6 +16,8 @@
  *   BENCH_BASELINE=dispatch-proxy ... # Sluice against a minimal proxy on undici's dispatch API
  *   BENCH_ALLOCATIONS=1 ...         # heap bytes allocated per request by each server, and where
  *   BENCH_ALLOCATION_FRAMES=3 ...   # with BENCH_ALLOCATIONS, each site with its two nearest callers
+ *   BENCH_PHASES=1 ... streaming 1  # at one connection: each server's time before the upstream call,
+ *                                   # waiting for the upstream, and relaying (phase-timings.ts)
  *
  * Besides CPU, each line shows the server's minor page faults and context switches per request, and
  * the share of the machine's CPU time its hypervisor gave to other guests meanwhile (Linux).
@@ -23,7 +25,7 @@
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { BenchProcess } from "./bench-process.js";
-import type { AllocationSample, CellResult, CpuSample, MemorySample, ReadyMessage, Target } from "./protocol.js";
+import type { AllocationSample, CellResult, CpuSample, MemorySample, PhaseTimingsSample, ReadyMessage, Target } from "./protocol.js";
 import { readCpuTimes, stolenShare } from "./cpu-steal.js";
 import { median } from "./statistics.js";
 import { chatRequestBody } from "./workload.js";
@@ -66,10 +68,19 @@ function cpu(path: Path): Promise<CpuSample> {
 // BENCH_ALLOCATIONS=1: each server samples its heap allocations over the measured window (the
 // sampler costs CPU, so the CPU figures of such a run read high; bytes per request do not).
 const sampleAllocations = process.env.BENCH_ALLOCATIONS === "1";
+const samplePhases = process.env.BENCH_PHASES === "1";
+if (samplePhases && concurrency !== 1) throw new Error("BENCH_PHASES pairs each request with its upstream call, so it needs one connection");
 
 async function run(client: BenchProcess, path: Path, warmupMs: number, measuredMs: number) {
-  const window: { start: Promise<CpuSample> | null; upstream: Promise<CpuSample> | null; allocations: Promise<unknown> | null; machine: ReturnType<typeof readCpuTimes> } = {
+  const window: {
+    start: Promise<CpuSample> | null;
+    upstream: Promise<CpuSample> | null;
+    allocations: Promise<unknown> | null;
+    phases: Promise<unknown> | null;
+    machine: ReturnType<typeof readCpuTimes>;
+  } = {
     machine: null,
+    phases: null,
     start: null,
     upstream: null,
     allocations: null,
@@ -79,6 +90,7 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
     window.start = cpu(path);
     window.upstream = upstream.request<CpuSample>({ type: "cpu" });
     if (sampleAllocations) window.allocations = path.process.request({ type: "allocations", action: "start" });
+    if (samplePhases) window.phases = path.process.request({ type: "phase-timings", action: "start" });
   });
   const result = await client
     .request<CellResult>(
@@ -93,6 +105,11 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
     await window.allocations;
     allocated = await path.process.request<AllocationSample>({ type: "allocations", action: "stop" });
   }
+  let phases: PhaseTimingsSample | null = null;
+  if (window.phases !== null) {
+    await window.phases;
+    phases = await path.process.request<PhaseTimingsSample>({ type: "phase-timings", action: "stop" });
+  }
   const begin = window.start === null ? end : await window.start;
   const upstreamBegin = window.upstream === null ? upstreamEnd : await window.upstream;
   const requests = Math.max(1, result.requests);
@@ -105,6 +122,7 @@ async function run(client: BenchProcess, path: Path, warmupMs: number, measuredM
     upstreamPerRequest: (upstreamEnd.cpuMicros - upstreamBegin.cpuMicros) / requests,
     clientPerRequest: result.clientCpuPerRequest,
     stolen,
+    phases,
     errors: result.errors,
     allocated: allocated === null ? null : { bytesPerRequest: allocated.bytes / requests, sites: allocated.sites.map((entry) => ({ site: entry.site, bytesPerRequest: entry.bytes / requests })) },
   };
@@ -159,7 +177,7 @@ try {
       const result = await run(client.process, path, 300, durationMs);
       results.set(path.name, result);
       samples.get(path.name)!.push(result);
-      line.push(`${path.name} ${Math.round(result.requestsPerSecond)}/s ${Math.round(result.cpuPerRequest)} µs (${Math.round(result.systemPerRequest)} sys, ${result.faultsPerRequest.toFixed(2)} faults, ${result.switchesPerRequest.toFixed(2)} switches${result.stolen === null ? "" : `, ${(result.stolen * 100).toFixed(0)}% stolen`})${result.errors > 0 ? ` (${result.errors} errors)` : ""}`);
+      line.push(`${path.name} ${Math.round(result.requestsPerSecond)}/s ${Math.round(result.cpuPerRequest)} µs (${Math.round(result.systemPerRequest)} sys, ${result.faultsPerRequest.toFixed(2)} faults, ${result.switchesPerRequest.toFixed(2)} switches${result.stolen === null ? "" : `, ${(result.stolen * 100).toFixed(0)}% stolen`})${result.phases === null ? "" : ` [${phasesText(result.phases)}]`}${result.errors > 0 ? ` (${result.errors} errors)` : ""}`);
     }
     ratios.push(results.get("Sluice")!.requestsPerSecond / results.get(baselineName)!.requestsPerSecond);
     process.stdout.write(`[${repetition + 1}/${repetitions}] ${line.join("   ")}\n`);
@@ -170,6 +188,15 @@ try {
     );
   }
   process.stdout.write(`${modeArgument} c=${concurrency}: throughput ratio (paired median) ${median(ratios).toFixed(3)}\n`);
+  if (samplePhases) {
+    for (const [name, runs] of samples) {
+      const measured = runs.flatMap((sample) => (sample.phases === null ? [] : [sample.phases]));
+      const of = (pick: (phases: PhaseTimingsSample) => number) => median(measured.map(pick));
+      process.stdout.write(
+        `${name.padEnd(14)} ${phasesText({ requests: of((p) => p.requests), beforeUpstreamMicros: of((p) => p.beforeUpstreamMicros), upstreamMicros: of((p) => p.upstreamMicros), relayMicros: of((p) => p.relayMicros) })} (medians of the repetitions' medians)\n`,
+      );
+    }
+  }
   if (sampleAllocations) {
     for (const [name, runs] of samples) {
       const measured = runs.flatMap((sample) => (sample.allocated === null ? [] : [sample.allocated]));
@@ -189,4 +216,8 @@ try {
 } finally {
   await Promise.all([paths[0]!.process.stop(), paths[1]!.process.stop(), client.process.stop()]);
   await upstreamStarted.process.stop();
+}
+
+function phasesText(phases: PhaseTimingsSample): string {
+  return `before the upstream call ${phases.beforeUpstreamMicros.toFixed(1)} µs, upstream ${phases.upstreamMicros.toFixed(1)} µs, relay ${phases.relayMicros.toFixed(1)} µs`;
 }

@@ -49,7 +49,19 @@ export type ServerRequest =
   | { id: number; type: "memory" }
   | { id: number; type: "cpu" }
   | { id: number; type: "allocations"; action: "start" | "stop" }
+  | { id: number; type: "phase-timings"; action: "start" | "stop" }
   | { id: number; type: "close" };
+
+/** Medians, in µs, of where a server's requests spent their time (`phase-timings.ts`). */
+export interface PhaseTimingsSample {
+  requests: number;
+  /** From Node's parse of the request's headers to the upstream request's headers going out. */
+  beforeUpstreamMicros: number;
+  /** From then to the upstream's response headers. */
+  upstreamMicros: number;
+  /** From then to the end of the answer to the client. */
+  relayMicros: number;
+}
 
 /**
  * What a server allocated on its heap between an `allocations` start and stop, from V8's sampling

@@ -5,6 +5,7 @@
  */
 import { Session } from "node:inspector/promises";
 import { setImmediate as nextTurn } from "node:timers/promises";
+import { phaseTimings } from "./phase-timings.js";
 import type { AllocationSample, CpuSample, MemorySample, ReadyMessage, ServerRequest } from "./protocol.js";
 
 function send(message: object): void {
@@ -118,6 +119,9 @@ async function answer(message: ServerRequest, close: () => Promise<void>): Promi
       return;
     case "allocations":
       send({ id: message.id, ...(await allocations(message.action)) });
+      return;
+    case "phase-timings":
+      send({ id: message.id, ...phaseTimings(message.action) });
       return;
     case "close":
       await Promise.race([close(), new Promise((resolve) => setTimeout(resolve, 2_000))]);
