@@ -26,7 +26,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "packages",
-          include: ["packages/*/src/**/*.test.ts", "examples/*/src/**/*.test.ts"],
+          include: ["packages/*/src/**/*.test.ts", "examples/*/src/**/*.test.ts", "bench/src/**/*.test.ts"],
           exclude: [...configDefaults.exclude, postgresTests],
         },
       },

@@ -12,6 +12,7 @@ export default defineConfig({
     "dispatch-proxy": "src/dispatch-proxy.ts",
     "sluice-server": "src/sluice-server.ts",
     "profile-summary": "src/profile-summary.ts",
+    "pool-runs": "src/pool-runs.ts",
     "focus-cell": "src/focus-cell.ts",
     "gateway-overhead": "src/gateway-overhead.ts",
     "skeleton-server": "src/skeleton-server.ts",

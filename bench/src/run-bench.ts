@@ -29,7 +29,7 @@ import type { CpuTimes } from "./cpu-steal.js";
 import type { CellResult, CpuSample, MemorySample, OpenStreamsResult, ReadyMessage, Target } from "./protocol.js";
 import { bytes, fixed, integer, markdownTable, ms, percent, signed, textTable } from "./report.js";
 import type { Table } from "./report.js";
-import { median, relativeSpread } from "./statistics.js";
+import { median, medianInterval, relativeSpread } from "./statistics.js";
 import { chatRequestBody, contentChunks } from "./workload.js";
 
 const quick = process.env.BENCH_QUICK === "1";
@@ -374,8 +374,8 @@ function aggregate(runs: readonly CellRun[]): Aggregate[] {
   return out;
 }
 
-/** Per repetition, Sluice against the minimal proxy measured next to it; then the median. */
-function pairedMedian(runs: readonly CellRun[], mode: Mode, concurrency: number, compare: (sluice: CellRun, proxy: CellRun) => number): number {
+/** Per repetition, Sluice against the minimal proxy measured next to it. */
+function pairedValues(runs: readonly CellRun[], mode: Mode, concurrency: number, compare: (sluice: CellRun, proxy: CellRun) => number): number[] {
   const values: number[] = [];
   for (let repetition = 0; repetition < settings.repetitions; repetition++) {
     const find = (path: PathName) => runs.find((run) => run.mode === mode && run.concurrency === concurrency && run.path === path && run.repetition === repetition);
@@ -383,11 +383,17 @@ function pairedMedian(runs: readonly CellRun[], mode: Mode, concurrency: number,
     const proxy = find("proxy");
     if (sluice && proxy) values.push(compare(sluice, proxy));
   }
-  return median(values);
+  return values;
+}
+
+/** The median of `pairedValues`. */
+function pairedMedian(runs: readonly CellRun[], mode: Mode, concurrency: number, compare: (sluice: CellRun, proxy: CellRun) => number): number {
+  return median(pairedValues(runs, mode, concurrency, compare));
 }
 
 interface Summary {
-  throughputRatios: Array<{ mode: Mode; concurrency: number; ratio: number }>;
+  /** Per cell, the median of the paired ratios and a 90% interval for it (null with one repetition). */
+  throughputRatios: Array<{ mode: Mode; concurrency: number; ratio: number; interval: [number, number] | null }>;
   worstThroughputRatio: number;
   addedLatencyAtOneConnection: { nonStreaming: number; streamFirstToken: number; streamComplete: number };
   /** Sluice's server CPU per request minus the minimal proxy's, µs, per mode at 32 connections: the least noisy cost figure. */
@@ -398,11 +404,10 @@ interface Summary {
 
 function summarizeRuns(runs: readonly CellRun[], memory: readonly MemoryRun[]): Summary {
   const throughputRatios = modes.flatMap((mode) =>
-    concurrencies.map((concurrency) => ({
-      mode,
-      concurrency,
-      ratio: pairedMedian(runs, mode, concurrency, (sluice, proxy) => sluice.result.requestsPerSecond / proxy.result.requestsPerSecond),
-    })),
+    concurrencies.map((concurrency) => {
+      const ratios = pairedValues(runs, mode, concurrency, (sluice, proxy) => sluice.result.requestsPerSecond / proxy.result.requestsPerSecond);
+      return { mode, concurrency, ratio: median(ratios), interval: medianInterval(ratios) };
+    }),
   );
   const worstThroughputRatio = Math.min(...throughputRatios.map((entry) => entry.ratio));
   const addedLatencyAtOneConnection = {
@@ -548,7 +553,12 @@ function tables(aggregates: readonly Aggregate[], memory: readonly MemoryRun[], 
       { label: "verdict", align: "left" },
     ],
     rows: [
-      ...summary.throughputRatios.map((entry) => [`throughput ratio, ${entry.mode}, ${entry.concurrency} conn`, fixed(entry.ratio, 3), "", ""]),
+      ...summary.throughputRatios.map((entry) => [
+        `throughput ratio, ${entry.mode}, ${entry.concurrency} conn`,
+        entry.interval === null ? fixed(entry.ratio, 3) : `${fixed(entry.ratio, 3)} (${fixed(entry.interval[0], 2)}-${fixed(entry.interval[1], 2)})`,
+        "",
+        "",
+      ]),
       ["throughput ratio, worst cell", fixed(summary.worstThroughputRatio, 3), `>= ${targets.throughputRatio}`, verdict(summary.verdicts.throughput, summary.worstThroughputRatio)],
       ["added p50 latency, non-streaming, 1 conn", `${signed(added.nonStreaming)} µs`, `< ${targets.addedLatencyMicros} µs`, verdict(added.nonStreaming < targets.addedLatencyMicros, added.nonStreaming)],
       ["added p50 first-token latency, streaming, 1 conn", `${signed(added.streamFirstToken)} µs`, `< ${targets.addedLatencyMicros} µs`, verdict(added.streamFirstToken < targets.addedLatencyMicros, added.streamFirstToken)],
@@ -557,6 +567,9 @@ function tables(aggregates: readonly Aggregate[], memory: readonly MemoryRun[], 
       ["memory per stream ratio (heap after GC)", fixed(summary.memory.heapRatio, 2), `<= ${targets.memoryRatio}`, verdict(summary.verdicts.memory, summary.memory.heapRatio)],
       ["memory per stream ratio (RSS; noisy, see note)", fixed(summary.memory.rssRatio, 2), "", ""],
     ].filter((row) => !row[1]!.includes("n/a")),
+    notes: [
+      "In brackets after a throughput ratio: a 90% interval for its median, from resampling the cell's repetitions. Where it spans the target, this run alone cannot say on which side the cell lies; `node dist/pool-runs.js <gateway.json>...` pools the repetitions of several runs.",
+    ],
   };
   const measured = aggregates.length > 0 ? [nonStreaming, streaming] : [];
   return [...measured, ...(memory.length > 0 ? [memoryTable] : []), ratioTable];
