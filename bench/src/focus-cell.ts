@@ -17,7 +17,9 @@
  *   BENCH_ALLOCATIONS=1 ...         # heap bytes allocated per request by each server, and where
  *   BENCH_ALLOCATION_FRAMES=3 ...   # with BENCH_ALLOCATIONS, each site with its two nearest callers
  *   BENCH_PHASES=1 ... streaming 1  # at one connection: each server's time before the upstream call,
- *                                   # waiting for the upstream, and relaying (phase-timings.ts)
+ *                                   # waiting for the upstream, relaying, and between answers (phase-timings.ts)
+ *   BENCH_CYCLE=1 ...               # before each repetition, the other mode's cells (1, 32, 128) on
+ *                                   # both paths: what a full run puts between two repetitions of a cell
  *
  * Besides CPU, each line shows the server's minor page faults and context switches per request, and
  * the share of the machine's CPU time its hypervisor gave to other guests meanwhile (Linux).
@@ -173,6 +175,14 @@ try {
     const order = repetition % 2 === 0 ? paths : [...paths].reverse();
     const line: string[] = [];
     const results = new Map<string, Sample>();
+    if (process.env.BENCH_CYCLE === "1") {
+      // What a full run does between two runs of this cell: the other mode's cells, on every path.
+      for (const other of [1, 32, 128]) {
+        for (const path of order) {
+          await client.process.request<CellResult>({ type: "cell", target: path.target, body: chatRequestBody({ model: path.model, stream: !stream }), stream: !stream, concurrency: other, warmupMs: 0, durationMs: 1500 }, 60_000);
+        }
+      }
+    }
     for (const path of order) {
       const result = await run(client.process, path, 300, durationMs);
       results.set(path.name, result);
@@ -193,7 +203,7 @@ try {
       const measured = runs.flatMap((sample) => (sample.phases === null ? [] : [sample.phases]));
       const of = (pick: (phases: PhaseTimingsSample) => number) => median(measured.map(pick));
       process.stdout.write(
-        `${name.padEnd(14)} ${phasesText({ requests: of((p) => p.requests), beforeUpstreamMicros: of((p) => p.beforeUpstreamMicros), upstreamMicros: of((p) => p.upstreamMicros), relayMicros: of((p) => p.relayMicros) })} (medians of the repetitions' medians)\n`,
+        `${name.padEnd(14)} ${phasesText({ requests: of((p) => p.requests), beforeUpstreamMicros: of((p) => p.beforeUpstreamMicros), upstreamMicros: of((p) => p.upstreamMicros), relayMicros: of((p) => p.relayMicros), outsideMicros: of((p) => p.outsideMicros) })} (medians of the repetitions' medians)\n`,
       );
     }
   }
@@ -219,5 +229,5 @@ try {
 }
 
 function phasesText(phases: PhaseTimingsSample): string {
-  return `before the upstream call ${phases.beforeUpstreamMicros.toFixed(1)} µs, upstream ${phases.upstreamMicros.toFixed(1)} µs, relay ${phases.relayMicros.toFixed(1)} µs`;
+  return `before the upstream call ${phases.beforeUpstreamMicros.toFixed(1)} µs, upstream ${phases.upstreamMicros.toFixed(1)} µs, relay ${phases.relayMicros.toFixed(1)} µs, outside ${phases.outsideMicros.toFixed(1)} µs`;
 }

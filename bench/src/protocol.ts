@@ -59,8 +59,13 @@ export interface PhaseTimingsSample {
   beforeUpstreamMicros: number;
   /** From then to the upstream's response headers. */
   upstreamMicros: number;
-  /** From then to the end of the answer to the client. */
+  /** From then to the answer's 'finish' (see phase-timings.ts for what that holds). */
   relayMicros: number;
+  /**
+   * From the end of one answer to the next request's headers: the client's share of the round
+   * trip and both hops, plus whatever the server still runs after answering.
+   */
+  outsideMicros: number;
 }
 
 /**
