@@ -55,6 +55,8 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
   /** Group id -> member user ids, and the reverse index, so `canUse` never scans groups. */
   const membersByGroup = new Map<string, Set<string>>();
   const groupsByUser = new Map<string, Set<string>>();
+  /** Bumped by every mutation, failed ones included: the gateway reuses answers only while it stands still. */
+  let revision = 0;
   /** Provider id -> subject key -> grant. */
   const grantsByProvider = new Map<string, Map<string, Grant>>();
 
@@ -84,6 +86,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
 
   return {
     async upsertUser(input) {
+      revision += 1;
       const parsed = parseInput(upsertUserInputSchema, input, "user");
       const existing = users.get(parsed.id);
       if (existing) {
@@ -107,6 +110,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
     },
 
     async setRole(input) {
+      revision += 1;
       const fields = parseArgumentObject(input, ["userId", "role", "enabled"], "role change");
       const userId = parseField(principalIdSchema, fields.userId, "userId", "role change");
       const role = parseChoice(roles, fields.role, "role", "role change");
@@ -129,6 +133,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
     },
 
     async upsertGroup(input) {
+      revision += 1;
       const parsed = parseInput(upsertGroupInputSchema, input, "group");
       const existing = groups.get(parsed.id);
       if (existing) {
@@ -151,6 +156,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
     },
 
     async deleteGroup(id) {
+      revision += 1;
       const groupId = parseField(groupIdSchema, id, "id", "group deletion");
       if (!groups.delete(groupId)) return false;
       for (const userId of membersByGroup.get(groupId) ?? []) groupsByUser.get(userId)?.delete(groupId);
@@ -161,6 +167,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
     },
 
     async addMember(input) {
+      revision += 1;
       const { groupId, userId } = parseMembership(input, "membership");
       if (!groups.has(groupId)) throw new GatewayError("not_found", `No group has the id '${groupId}'.`, { param: "groupId" });
       if (!users.has(userId)) throw new GatewayError("not_found", `No user has the id '${userId}'.`, { param: "userId" });
@@ -173,6 +180,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
     },
 
     async removeMember(input) {
+      revision += 1;
       const { groupId, userId } = parseMembership(input, "membership");
       const removed = membersByGroup.get(groupId)?.delete(userId) ?? false;
       groupsByUser.get(userId)?.delete(groupId);
@@ -190,6 +198,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
     },
 
     async grant(input) {
+      revision += 1;
       const { actor, provider, subject } = requireSharingChange(input, "grant");
       if (subject.type === "group" && !groups.has(subject.groupId)) {
         throw new GatewayError("not_found", `No group has the id '${subject.groupId}'.`, { param: "subject.groupId" });
@@ -212,6 +221,7 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
     },
 
     async revoke(input) {
+      revision += 1;
       const { actor, provider, subject } = requireSharingChange(input, "revocation");
       const grants = grantsByProvider.get(provider.id);
       const subjectKey = subjectKeyOf(subject);
@@ -237,9 +247,12 @@ export function createMemoryPermissionStore(options: MemoryPermissionStoreOption
     },
 
     async forgetProvider(providerId) {
+      revision += 1;
       const id = parseField(providerRefSchema.shape.id, providerId, "providerId", "provider removal");
       grantsByProvider.delete(id);
     },
+
+    revision: () => revision,
 
     async canUse(userId, provider) {
       const ref = parseProviderRef(provider, "access check");

@@ -56,6 +56,8 @@ export function createMemoryProviderCatalog(options: MemoryProviderCatalogOption
   const providers = new Map<string, StoredProvider>();
   /** `owner/name` -> id. Owners cannot contain `/`, so the key is unambiguous. */
   const idsByName = new Map<string, string>();
+  /** Bumped by every mutation, failed ones included: the gateway reuses records only while it stands still. */
+  let revision = 0;
 
   function requireProvider(id: string): StoredProvider {
     const stored = providers.get(id);
@@ -69,6 +71,7 @@ export function createMemoryProviderCatalog(options: MemoryProviderCatalogOption
 
   return {
     async create(input: CreateProviderInput) {
+      revision += 1;
       const parsed = parseInput(createProviderInputSchema, input, "provider");
       const id = parsed.id ?? createId("prv");
       if (providers.has(id)) {
@@ -144,6 +147,7 @@ export function createMemoryProviderCatalog(options: MemoryProviderCatalogOption
     },
 
     async update(id: string, patch: UpdateProviderInput, updateOptions?: UpdateProviderOptions) {
+      revision += 1;
       const providerId = parseField(providerIdSchema, id, "id", "provider update");
       const parsed = parseInput(updateProviderInputSchema, patch, "provider update");
       const optionFields = parseArgumentObject(updateOptions ?? {}, ["expectedVersion"], "update options");
@@ -210,6 +214,7 @@ export function createMemoryProviderCatalog(options: MemoryProviderCatalogOption
     },
 
     async delete(id: string) {
+      revision += 1;
       const providerId = parseField(providerIdSchema, id, "id", "provider deletion");
       const stored = providers.get(providerId);
       if (!stored) return false;
@@ -218,6 +223,8 @@ export function createMemoryProviderCatalog(options: MemoryProviderCatalogOption
       events.publish("provider-delete", copyRecord(stored.record));
       return true;
     },
+
+    revision: () => revision,
 
     async readSecrets(id: string) {
       const providerId = parseField(providerIdSchema, id, "id", "secret lookup");

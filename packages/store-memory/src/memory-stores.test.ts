@@ -68,3 +68,52 @@ describe("createMemoryStores", () => {
     await stores.close();
   });
 });
+
+describe("revision", () => {
+  // The gateway reuses the catalog's and permission store's answers while their revisions stand
+  // still (core's StoreAnswers): every change must move them, and reads must not.
+  it("moves with every change to permissions, failed ones included, and never with a read", async () => {
+    const stores = createMemoryStores({ secretBox: createSecretBox({ key: randomBytes(32) }) });
+    const { permissions } = stores;
+    const provider = await stores.catalog.create({ kind: "openai-compatible", owner: "alice", name: "llama" });
+    const changes: Array<[string, () => Promise<unknown>]> = [
+      ["upsertUser", () => permissions.upsertUser({ id: "bob" })],
+      ["setRole", () => permissions.setRole({ userId: "bob", role: "org:admin", enabled: true })],
+      ["upsertGroup", () => permissions.upsertGroup({ id: "research", name: "Research" })],
+      ["addMember", () => permissions.addMember({ groupId: "research", userId: "bob" })],
+      ["grant", () => permissions.grant({ actor: "alice", provider, subject: { type: "group", groupId: "research" } })],
+      ["revoke", () => permissions.revoke({ actor: "alice", provider, subject: { type: "group", groupId: "research" } })],
+      ["removeMember", () => permissions.removeMember({ groupId: "research", userId: "bob" })],
+      ["deleteGroup", () => permissions.deleteGroup("research")],
+      ["forgetProvider", () => permissions.forgetProvider(provider.id)],
+      ["a refused grant", () => permissions.grant({ actor: "mallory", provider, subject: { type: "organization" } }).catch(() => undefined)],
+    ];
+    for (const [name, change] of changes) {
+      const before = permissions.revision!();
+      await change();
+      expect(permissions.revision!(), name).not.toBe(before);
+    }
+    const settled = permissions.revision!();
+    await permissions.canUse("bob", provider);
+    await permissions.groupsOf("bob");
+    await permissions.listUsers();
+    expect(permissions.revision!()).toBe(settled);
+  });
+
+  it("moves with every change to the catalog, and never with a read", async () => {
+    const { catalog } = createMemoryStores({ secretBox: createSecretBox({ key: randomBytes(32) }) });
+    let before = catalog.revision!();
+    const provider = await catalog.create({ kind: "openai-compatible", owner: "alice", name: "llama" });
+    expect(catalog.revision!()).not.toBe(before);
+    before = catalog.revision!();
+    await catalog.update(provider.id, { status: "stopped" });
+    expect(catalog.revision!(), "a status change").not.toBe(before);
+    before = catalog.revision!();
+    await catalog.findByName({ owner: "alice", name: "llama" });
+    await catalog.get(provider.id);
+    await catalog.list();
+    expect(catalog.revision!()).toBe(before);
+    await catalog.delete(provider.id);
+    expect(catalog.revision!()).not.toBe(before);
+  });
+});

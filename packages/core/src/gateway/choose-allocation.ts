@@ -1,7 +1,7 @@
 import type { Allocation, AllocationOwner, BudgetLedger } from "../budget/budget-ledger.js";
 import { GatewayError } from "../errors/gateway-error.js";
-import type { PermissionStore } from "../permissions/permission-store.js";
 import type { Caller } from "./authenticate.js";
+import type { StoreAnswers } from "./store-answers.js";
 
 export type AllocationIdentity = Pick<Allocation, "id" | "name" | "owner">;
 
@@ -35,11 +35,11 @@ export class AllocationDirectory {
 export async function chooseAllocation(input: {
   caller: Caller;
   ledger: BudgetLedger;
-  permissions: PermissionStore;
+  answers: StoreAnswers;
   directory: AllocationDirectory;
 }): Promise<AllocationIdentity> {
-  const { caller, ledger, permissions } = input;
-  const groups = await permissions.groupsOf(caller.userId);
+  const { caller, ledger } = input;
+  const groups = await input.answers.groupsOf(caller.userId);
   const mayDraw = (owner: AllocationOwner) => owner.type === "organization" || groups.includes(owner.groupId);
 
   if (caller.allocationId !== null) {

@@ -21,6 +21,7 @@ import type { GenerationOperation } from "./handle-generation.js";
 import { listModels } from "./list-models.js";
 import { ProviderRegistry } from "./provider-registry.js";
 import { AllocationDirectory } from "./choose-allocation.js";
+import { StoreAnswers } from "./store-answers.js";
 import { chatCompletionRequestSchema, completionRequestSchema, embeddingRequestSchema, isWellFormedChatRequest } from "./request-schemas.js";
 import { modelNotFound, resolveModel } from "./resolve-model.js";
 
@@ -59,6 +60,7 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
     identify: options.identify,
     registry,
     allocations: new AllocationDirectory(),
+    answers: new StoreAnswers(options.stores.catalog, options.stores.permissions),
     prices: options.prices ?? null,
     events,
     clock,
@@ -161,7 +163,7 @@ export function createGateway(options: GatewayOptions & { management?: Managemen
   }
 
   function resolvers() {
-    return { catalog: context.stores.catalog, permissions: context.stores.permissions, registry };
+    return { answers: context.answers, registry };
   }
 
   async function authenticated(

@@ -5,6 +5,7 @@ import type { PriceBook } from "../pricing/price-book.js";
 import type { GatewayOptions, GatewayRetry, GatewayTimeouts } from "./gateway-options.js";
 import type { AllocationDirectory } from "./choose-allocation.js";
 import type { ProviderRegistry } from "./provider-registry.js";
+import type { StoreAnswers } from "./store-answers.js";
 
 /** What every handler needs, resolved once from the options. */
 export interface GatewayContext {
@@ -12,6 +13,8 @@ export interface GatewayContext {
   identify: GatewayOptions["identify"];
   registry: ProviderRegistry;
   allocations: AllocationDirectory;
+  /** The catalog's and permission store's answers, reused while neither changes. */
+  answers: StoreAnswers;
   prices: PriceBook | null;
   events: SluiceEventBus;
   clock: Clock;

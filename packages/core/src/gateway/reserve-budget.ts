@@ -22,8 +22,8 @@ export async function reserveBudget(input: {
   amount: MicroDollars;
 }): Promise<RequestMeter> {
   const { context, requestId, caller, resolved, amount } = input;
-  const { ledger, permissions } = context.stores;
-  const allocation = await chooseAllocation({ caller, ledger, permissions, directory: context.allocations });
+  const { ledger } = context.stores;
+  const allocation = await chooseAllocation({ caller, ledger, answers: context.answers, directory: context.allocations });
   const result = await ledger.reserve({
     requestId,
     allocationId: allocation.id,

@@ -1,14 +1,13 @@
 import { GatewayError } from "../errors/gateway-error.js";
 import { keyAllows } from "../keys/key-store.js";
-import type { PermissionStore } from "../permissions/permission-store.js";
 import { parseModelId } from "../provider/model-id.js";
-import type { ProviderCatalog } from "../provider/provider-catalog.js";
 import { principalIdSchema, providerNameSchema } from "../provider/provider-record.js";
 import type { ProviderRecord } from "../provider/provider-record.js";
 import type { Deployment, Provider } from "../provider/provider.js";
 import type { Caller } from "./authenticate.js";
 import { acceptsUnchanged } from "../validation/parse-arguments.js";
 import type { ProviderRegistry } from "./provider-registry.js";
+import type { StoreAnswers } from "./store-answers.js";
 
 export interface ResolvedModel {
   /** The id as the client sent it: `owner:provider-name/model-name`. */
@@ -34,8 +33,7 @@ export function modelNotFound(modelId: string): GatewayError {
 export async function resolveModel(input: {
   modelId: string;
   caller: Caller;
-  catalog: ProviderCatalog;
-  permissions: PermissionStore;
+  answers: StoreAnswers;
   registry: ProviderRegistry;
 }): Promise<ResolvedModel> {
   const { modelId, caller } = input;
@@ -52,8 +50,8 @@ export async function resolveModel(input: {
   if (!acceptsUnchanged(principalIdSchema, parsed.owner) || !acceptsUnchanged(providerNameSchema, parsed.providerName)) {
     throw modelNotFound(modelId);
   }
-  const record = await input.catalog.findByName({ owner: parsed.owner, name: parsed.providerName });
-  if (!record || !(await input.permissions.canUse(caller.userId, record))) throw modelNotFound(modelId);
+  const record = await input.answers.usableProvider(caller.userId, parsed.owner, parsed.providerName);
+  if (!record) throw modelNotFound(modelId);
 
   if (caller.key && !keyAllows(caller.key, { providerId: record.id, modelId })) {
     throw new GatewayError("permission_denied", `This API key is restricted and may not use the model \`${modelId}\`.`, {

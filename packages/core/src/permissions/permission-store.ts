@@ -142,4 +142,14 @@ export interface PermissionStore {
   canUse(userId: string, provider: ProviderRef): Promise<boolean>;
   /** Whether the user may read and change the provider's sharing (its owner, or an org admin). */
   canManage(userId: string, provider: ProviderRef): Promise<boolean>;
+
+  /**
+   * Optional. A number that changes whenever any answer of this store may have changed, for
+   * every caller: after every user, role, group, membership or grant change. While it stays the
+   * same the gateway may reuse what the store told it for earlier requests (`groupsOf`,
+   * `canUse`). Only a store that sees every change can have one, such as one held in the
+   * gateway's own process; a store shared by several processes leaves it out, and is then asked
+   * on every request.
+   */
+  revision?(): number;
 }

@@ -47,4 +47,13 @@ export interface ProviderCatalog {
    * through an API. Throws 404 for an unknown id.
    */
   readSecrets(id: string): Promise<Record<string, string>>;
+
+  /**
+   * Optional. A number that changes whenever any answer of this store may have changed: after
+   * every create, update (a status change included) and delete. While it stays the same the
+   * gateway may reuse the records it found for earlier requests. Only a store that sees every
+   * change can have one, such as one held in the gateway's own process; a store shared by
+   * several processes leaves it out, and is then asked on every request.
+   */
+  revision?(): number;
 }
