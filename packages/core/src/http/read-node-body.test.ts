@@ -96,6 +96,48 @@ describe("readNodeBody", () => {
     expect(sockets.size).toBe(1);
   });
 
+  it("takes a declared body as soon as its bytes are in, without waiting for Node to end the message", async () => {
+    const seen: Array<{ completeAtRead: boolean; completeAfter: boolean; body: string }> = [];
+    const server = createServer((request, response) => {
+      // After one microtask, as when a memory key store has authenticated the caller.
+      void Promise.resolve().then(async () => {
+        const completeAtRead = request.complete;
+        const result = await readNodeBody(request, 100);
+        seen.push({ completeAtRead, completeAfter: request.complete, body: Buffer.from(result as Uint8Array).toString() });
+        response.end("read");
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    const post = (body: string) =>
+      new Promise<string>((resolve, reject) => {
+        const outgoing = httpRequest({ port, host: "127.0.0.1", method: "POST", agent, headers: { "content-length": Buffer.byteLength(body) } }, (answer) => {
+          sockets.add(answer.socket);
+          let text = "";
+          answer.on("data", (chunk: Buffer) => (text += chunk.toString()));
+          answer.on("end", () => resolve(text));
+        });
+        outgoing.on("error", reject);
+        outgoing.end(body);
+      });
+    try {
+      expect(await post('{"model":"a"}')).toBe("read");
+      expect(await post('{"model":"b"}')).toBe("read");
+    } finally {
+      agent.destroy();
+    }
+    // The message was not yet complete when the read began, and the body came back before it was.
+    expect(seen).toEqual([
+      { completeAtRead: false, completeAfter: false, body: '{"model":"a"}' },
+      { completeAtRead: false, completeAfter: false, body: '{"model":"b"}' },
+    ]);
+    // Node still finished each message and kept the connection.
+    expect(sockets.size).toBe(1);
+  });
+
   it("rejects at once for a client that went away before the read began, rather than waiting for ever", async () => {
     let read: Promise<Uint8Array | GatewayError> | null = null;
     const started = new Promise<void>((resolve) => {
