@@ -29,6 +29,25 @@ async function serve(onRequest: (request: IncomingMessage) => void): Promise<num
   return (server.address() as AddressInfo).port;
 }
 
+/** A client on one kept-alive connection: `post` sends a body in pieces; `sockets` collects the connections the answers came on. */
+function keptAliveClient(port: number) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const sockets = new Set<unknown>();
+  const post = (pieces: string[], headers: Record<string, string | number>) =>
+    new Promise<string>((resolve, reject) => {
+      const outgoing = httpRequest({ port, host: "127.0.0.1", method: "POST", agent, headers }, (answer) => {
+        sockets.add(answer.socket);
+        let text = "";
+        answer.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        answer.on("end", () => resolve(text));
+      });
+      outgoing.on("error", reject);
+      for (const piece of pieces.slice(0, -1)) outgoing.write(piece);
+      outgoing.end(pieces.at(-1));
+    });
+  return { post, sockets, close: () => agent.destroy() };
+}
+
 describe("readNodeBody", () => {
   it("reads the whole body, and refuses one past the limit, declared or not", async () => {
     const results: Array<Uint8Array | GatewayError> = [];
@@ -67,27 +86,14 @@ describe("readNodeBody", () => {
     servers.push(server);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as AddressInfo;
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const sockets = new Set<unknown>();
-    const post = (pieces: string[], headers: Record<string, string | number>) =>
-      new Promise<string>((resolve, reject) => {
-        const outgoing = httpRequest({ port, host: "127.0.0.1", method: "POST", agent, headers }, (answer) => {
-          sockets.add(answer.socket);
-          let text = "";
-          answer.on("data", (chunk: Buffer) => (text += chunk.toString()));
-          answer.on("end", () => resolve(text));
-        });
-        outgoing.on("error", reject);
-        for (const piece of pieces.slice(0, -1)) outgoing.write(piece);
-        outgoing.end(pieces.at(-1));
-      });
+    const { post, sockets, close } = keptAliveClient(port);
     try {
       expect(await post(["0123456789"], { "content-length": 10 })).toBe("read");
       expect(await post(["01234", "56789"], {})).toBe("read");
       expect(await post(["012345", "6789ab"], {})).toBe("refused");
       expect(await post([""], { "content-length": 0 })).toBe("read");
     } finally {
-      agent.destroy();
+      close();
     }
     expect(results.slice(0, 2).map((result) => Buffer.from(result as Uint8Array).toString())).toEqual(["0123456789", "0123456789"]);
     expect((results[2] as GatewayError).code).toBe("request_too_large");
@@ -110,24 +116,11 @@ describe("readNodeBody", () => {
     servers.push(server);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as AddressInfo;
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const sockets = new Set<unknown>();
-    const post = (body: string) =>
-      new Promise<string>((resolve, reject) => {
-        const outgoing = httpRequest({ port, host: "127.0.0.1", method: "POST", agent, headers: { "content-length": Buffer.byteLength(body) } }, (answer) => {
-          sockets.add(answer.socket);
-          let text = "";
-          answer.on("data", (chunk: Buffer) => (text += chunk.toString()));
-          answer.on("end", () => resolve(text));
-        });
-        outgoing.on("error", reject);
-        outgoing.end(body);
-      });
+    const { post, sockets, close } = keptAliveClient(port);
     try {
-      expect(await post('{"model":"a"}')).toBe("read");
-      expect(await post('{"model":"b"}')).toBe("read");
+      for (const body of ['{"model":"a"}', '{"model":"b"}']) expect(await post([body], { "content-length": body.length })).toBe("read");
     } finally {
-      agent.destroy();
+      close();
     }
     // The message was not yet complete when the read began, and the body came back before it was.
     expect(seen).toEqual([
